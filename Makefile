@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vhost-blk: build, test and install. `make help` lists the targets.
+#
+# Kernel selection (override any of them on the command line):
+#   KVER  kernel release: the running kernel if its headers are installed,
+#         otherwise the newest installed Debian kernel
+#   KDIR  its build directory, /lib/modules/$(KVER)/build
+#   KSRC  kernel source tree with drivers/vhost/vhost.h, the kselftest harness
+#         and checkpatch; by default the matching Debian linux-source package,
+#         extracted (in part) under build/
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(TOP)/build
+
+ifeq ($(origin KVER),undefined)
+KVER := $(shell $(TOP)/scripts/kernel-env select)
+endif
+KDIR ?= /lib/modules/$(KVER)/build
+
+# Debian version of the source to extract; empty until `make deps` ran.
+ifeq ($(origin KSRC),undefined)
+KSRC_SERIES := $(shell echo $(KVER) | cut -d. -f1,2)
+KSRC_TARBALL := /usr/src/linux-source-$(KSRC_SERIES).tar.xz
+KSRC_VERSION := $(shell dpkg-query -W -f='$${Version}' linux-source-$(KSRC_SERIES) 2>/dev/null)
+KSRC := $(BUILD)/linux-source-$(KSRC_VERSION)
+KSRC_STAMP := $(KSRC)/.extracted
+KSRC_CHECK := $(KSRC)
+KSRC_MEMBERS := drivers/vhost/*.h \
+		tools/testing/selftests/kselftest.h \
+		tools/testing/selftests/kselftest_harness.h \
+		scripts/checkpatch.pl scripts/spelling.txt \
+		scripts/const_structs.checkpatch
+else
+KSRC_STAMP :=
+KSRC_CHECK := $(KSRC)
+endif
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+USER_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I$(TOP)/uapi
+
+HELPER := $(BUILD)/helper/vhostblk-setup
+SELFTESTS := $(patsubst selftests/vhost_blk/%.c,$(BUILD)/selftests/vhost_blk/%,\
+	       $(filter-out %_lib.c,$(wildcard selftests/vhost_blk/*_test.c)))
+SELFTEST_LIB := $(wildcard selftests/vhost_blk/*_lib.c)
+
+KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1
+
+VM := $(TOP)/scripts/vm
+CMD ?= sh
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps kernel-check module helper selftests check lint \
+	vm-run vm-shell install clean help
+
+all: module helper selftests
+
+help:
+	@echo 'make deps       install packages (apt-get) and extract kernel sources'
+	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
+	@echo 'make check      build, lint, boot the test VM, run every suite'
+	@echo 'make vm-shell   interactive shell in the test VM'
+	@echo "make vm-run CMD='...'  run one command in the test VM"
+	@echo 'make install    install module, helper and man page on this host'
+	@echo "kernel: KVER=$(KVER) KDIR=$(KDIR) KSRC=$(KSRC)"
+
+deps:
+	$(TOP)/scripts/install-deps
+	$(MAKE) -C $(TOP) kernel-check
+
+# Fails with one line unless image, headers and source agree.
+kernel-check: $(KSRC_STAMP)
+	@$(TOP)/scripts/kernel-env check "$(KVER)" "$(KDIR)" "$(KSRC_CHECK)" >/dev/null
+
+ifneq ($(KSRC_STAMP),)
+$(KSRC_STAMP): $(KSRC_TARBALL)
+	@v=$$($(TOP)/scripts/kernel-env check "$(KVER)" "$(KDIR)") || exit 1; \
+	 test "$$v" = "$(KSRC_VERSION)" || { echo "linux-source changed while make ran" >&2; exit 1; }
+	@echo "  EXTRACT $(KSRC)"
+	@rm -rf $(KSRC) && mkdir -p $(KSRC)
+	@tar -xJf $< -C $(KSRC) --strip-components=1 --wildcards \
+		$(addprefix linux-source-$(KSRC_SERIES)/,$(KSRC_MEMBERS))
+	@touch $@
+
+$(KSRC_TARBALL):
+	@echo "$@: missing; run 'make deps'" >&2; exit 1
+endif
+
+module: kernel-check
+	$(MAKE) $(KBUILD_ARGS) KCFLAGS=-Werror modules
+
+helper: $(HELPER)
+
+$(HELPER): helper/vhostblk-setup.c uapi/linux/vhost_blk.h | kernel-check
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+selftests: $(SELFTESTS)
+
+$(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
+		$(wildcard selftests/vhost_blk/*.h) uapi/linux/vhost_blk.h | kernel-check
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
+		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
+
+# checkpatch and sparse, each one test that fails on any finding.
+lint: kernel-check
+	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
+
+check: all
+	@rm -rf $(BUILD)/check && mkdir -p $(BUILD)/check/results
+	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
+	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/check/console.log \
+		-- selftests/run-suites $(BUILD)/check/results; \
+	 echo $$? > $(BUILD)/check/vm-status
+	@$(TOP)/scripts/check-report $(BUILD)/check
+
+vm-run: all
+	@$(VM) run --kver $(KVER) -- sh -c '$(CMD)'
+
+vm-shell: all
+	@$(VM) shell --kver $(KVER)
+
+install: all
+	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_PATH=$(DESTDIR) modules_install
+	depmod $(if $(DESTDIR),-b $(DESTDIR)) -a $(KVER)
+	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/sbin/vhostblk-setup
+	install -D -m 0644 helper/vhostblk-setup.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/vhostblk-setup.8
+
+clean:
+	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
+	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/check $(BUILD)/vm
