@@ -32,10 +32,21 @@ struct feature_name {
 	const char *name;
 };
 
+/* In bit order. */
 static const struct feature_name feature_names[] = {
+	{ VIRTIO_BLK_F_SIZE_MAX, "size_max" },
+	{ VIRTIO_BLK_F_SEG_MAX, "seg_max" },
+	{ VIRTIO_BLK_F_RO, "ro" },
+	{ VIRTIO_BLK_F_BLK_SIZE, "blk_size" },
+	{ VIRTIO_BLK_F_FLUSH, "flush" },
+	{ VIRTIO_BLK_F_TOPOLOGY, "topology" },
+	{ VIRTIO_BLK_F_MQ, "mq" },
+	{ VIRTIO_BLK_F_DISCARD, "discard" },
+	{ VIRTIO_BLK_F_WRITE_ZEROES, "write_zeroes" },
+	{ VIRTIO_BLK_F_SECURE_ERASE, "secure_erase" },
+	{ VHOST_F_LOG_ALL, "log_all" },
 	{ VIRTIO_RING_F_INDIRECT_DESC, "indirect_desc" },
 	{ VIRTIO_RING_F_EVENT_IDX, "event_idx" },
-	{ VHOST_F_LOG_ALL, "log_all" },
 	{ VIRTIO_F_VERSION_1, "version_1" },
 };
 

@@ -21,6 +21,221 @@
 #define VHOST_BLK_PKT_WEIGHT	256
 #define VHOST_BLK_BYTE_WEIGHT	0x80000
 
+/* Offered whatever the backend. */
+#define VHOST_BLK_FEATURES	(BIT_ULL(VIRTIO_F_VERSION_1) | \
+				 BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) | \
+				 BIT_ULL(VIRTIO_RING_F_EVENT_IDX) | \
+				 BIT_ULL(VHOST_F_LOG_ALL) | \
+				 BIT_ULL(VIRTIO_BLK_F_SIZE_MAX) | \
+				 BIT_ULL(VIRTIO_BLK_F_SEG_MAX) | \
+				 BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) | \
+				 BIT_ULL(VIRTIO_BLK_F_FLUSH) | \
+				 BIT_ULL(VIRTIO_BLK_F_TOPOLOGY) | \
+				 BIT_ULL(VIRTIO_BLK_F_MQ) | \
+				 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES))
+
+/* Offered when the backend supports them or is read-only. */
+#define VHOST_BLK_BACKEND_FEATURES	(BIT_ULL(VIRTIO_BLK_F_RO) | \
+					 BIT_ULL(VIRTIO_BLK_F_DISCARD) | \
+					 BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE))
+
+/**
+ * vhost_blk_start_vq() - serve a queue from the attached backend
+ * @bvq: the queue; skipped unless its ring is set up
+ *
+ * Caller holds dev.mutex; blk->backend is set.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	unsigned int i;
+	int ret = 0;
+
+	mutex_lock(&vq->mutex);
+	if (!vhost_vq_is_setup(vq))
+		goto out;
+	bvq->reqs = kvcalloc(vq->num, sizeof(*bvq->reqs), GFP_KERNEL);
+	if (!bvq->reqs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < vq->num; i++)
+		bvq->reqs[i].bvq = bvq;
+	vhost_vq_set_backend(vq, bvq->blk->backend);
+	ret = vhost_vq_init_access(vq);
+	if (ret) {
+		vhost_vq_set_backend(vq, NULL);
+		kvfree(bvq->reqs);
+		bvq->reqs = NULL;
+		goto out;
+	}
+	/* Requests the driver queued before the start. */
+	vhost_poll_queue(&vq->poll);
+out:
+	mutex_unlock(&vq->mutex);
+	return ret;
+}
+
+/**
+ * vhost_blk_stop_vq() - stop taking requests and drain the queue
+ * @bvq: the queue
+ *
+ * Returns once every request taken from the avail ring is in the used ring.
+ * Caller holds dev.mutex, not the queue mutex: the worker needs it to
+ * complete the requests in flight.
+ */
+static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	mutex_lock(&vq->mutex);
+	vhost_vq_set_backend(vq, NULL);
+	mutex_unlock(&vq->mutex);
+
+	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+
+	mutex_lock(&vq->mutex);
+	kvfree(bvq->reqs);
+	bvq->reqs = NULL;
+	mutex_unlock(&vq->mutex);
+}
+
+static void vhost_blk_stop(struct vhost_blk *blk)
+{
+	int i;
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_stop_vq(&blk->vqs[i]);
+}
+
+static int vhost_blk_start(struct vhost_blk *blk)
+{
+	int i, ret;
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		ret = vhost_blk_start_vq(&blk->vqs[i]);
+		if (ret) {
+			vhost_blk_stop(blk);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Stops the device and detaches its backend, if any. Caller holds dev.mutex. */
+static void vhost_blk_detach(struct vhost_blk *blk)
+{
+	vhost_blk_stop(blk);
+	if (blk->backend) {
+		vhost_blk_backend_close(blk->backend);
+		blk->backend = NULL;
+	}
+}
+
+/**
+ * vhost_blk_set_backend() - attach, swap or detach the block device
+ * @blk: the device
+ * @fd: an open block device, or -1 to stop and detach
+ *
+ * Return: 0, -EPERM when the caller is not the owner, -EBADF, -ENOTBLK,
+ * -ENOMEM, or an error from setting up a queue's ring access (the device is
+ * then left stopped, without backend).
+ */
+static long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
+{
+	struct vhost_blk_backend *be = NULL;
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	if (fd != -1) {
+		be = vhost_blk_backend_open(fd);
+		if (IS_ERR(be)) {
+			ret = PTR_ERR(be);
+			goto out;
+		}
+	}
+	vhost_blk_detach(blk);
+	if (be) {
+		blk->backend = be;
+		ret = vhost_blk_start(blk);
+		if (ret)
+			vhost_blk_detach(blk);
+	}
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/**
+ * vhost_blk_set_settings() - change the serial or the forced read-only flag
+ * @blk: the device
+ * @serial: the new serial, or NULL to keep it
+ * @force_ro: the new flag, ignored when @serial is given
+ *
+ * The settings change only while every queue is stopped (see struct
+ * vhost_blk): a running device is stopped, drained and restarted.
+ *
+ * Return: 0, -EPERM when the caller is not the owner, or a start error.
+ */
+static long vhost_blk_set_settings(struct vhost_blk *blk, const u8 *serial,
+				   bool force_ro)
+{
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	if (blk->backend)
+		vhost_blk_stop(blk);
+	if (serial)
+		memcpy(blk->serial, serial, sizeof(blk->serial));
+	else
+		blk->force_ro = force_ro;
+	if (blk->backend) {
+		ret = vhost_blk_start(blk);
+		if (ret)
+			vhost_blk_detach(blk);
+	}
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static u64 vhost_blk_features(struct vhost_blk *blk)
+{
+	u64 features = VHOST_BLK_FEATURES;
+
+	mutex_lock(&blk->dev.mutex);
+	if (blk->backend)
+		features |= vhost_blk_backend_features(blk->backend);
+	if (blk->force_ro)
+		features |= BIT_ULL(VIRTIO_BLK_F_RO);
+	mutex_unlock(&blk->dev.mutex);
+	return features;
+}
+
+static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
+{
+	struct virtio_blk_config config;
+	long ret = 0;
+
+	mutex_lock(&blk->dev.mutex);
+	if (blk->backend)
+		vhost_blk_backend_config(blk->backend, &config);
+	else
+		ret = -ENODEV;
+	mutex_unlock(&blk->dev.mutex);
+	if (!ret && copy_to_user(argp, &config, sizeof(config)))
+		ret = -EFAULT;
+	return ret;
+}
+
 static int vhost_blk_open(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk;
@@ -31,8 +246,16 @@ static int vhost_blk_open(struct inode *inode, struct file *file)
 	if (!blk)
 		return -ENOMEM;
 
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		blk->vq_ptrs[i] = &blk->vqs[i];
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_blk_vq *bvq = &blk->vqs[i];
+
+		bvq->blk = blk;
+		bvq->vq.handle_kick = vhost_blk_handle_kick;
+		init_llist_head(&bvq->completed);
+		vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
+		atomic_set(&bvq->inflight, 0);
+		blk->vq_ptrs[i] = &bvq->vq;
+	}
 
 	vhost_dev_init(&blk->dev, blk->vq_ptrs, VHOST_BLK_MAX_QUEUES,
 		       UIO_MAXIOV, VHOST_BLK_PKT_WEIGHT, VHOST_BLK_BYTE_WEIGHT,
@@ -46,6 +269,9 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk = file->private_data;
 
+	mutex_lock(&blk->dev.mutex);
+	vhost_blk_detach(blk);
+	mutex_unlock(&blk->dev.mutex);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
 	kvfree(blk);
@@ -55,16 +281,16 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 /**
  * vhost_blk_set_features() - acknowledge the features the driver accepted
  * @blk: the device
- * @features: VIRTIO_F_* and VHOST_F_* bits, a subset of VHOST_BLK_FEATURES
+ * @features: VIRTIO_F_*, VIRTIO_BLK_F_* and VHOST_F_* bits
  *
- * Return: 0, -EOPNOTSUPP for a feature not offered, or -EFAULT when dirty
+ * Return: 0, -EOPNOTSUPP for a feature never offered, or -EFAULT when dirty
  * logging is asked for but the log base is not accessible.
  */
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 {
 	int i;
 
-	if (features & ~VHOST_BLK_FEATURES)
+	if (features & ~(VHOST_BLK_FEATURES | VHOST_BLK_BACKEND_FEATURES))
 		return -EOPNOTSUPP;
 
 	mutex_lock(&blk->dev.mutex);
@@ -74,9 +300,9 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		return -EFAULT;
 	}
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
-		mutex_lock(&blk->vqs[i].mutex);
-		blk->vqs[i].acked_features = features;
-		mutex_unlock(&blk->vqs[i].mutex);
+		mutex_lock(&blk->vqs[i].vq.mutex);
+		blk->vqs[i].vq.acked_features = features;
+		mutex_unlock(&blk->vqs[i].vq.mutex);
 	}
 	mutex_unlock(&blk->dev.mutex);
 	return 0;
@@ -85,6 +311,8 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 /**
  * vhost_blk_reset_owner() - forget the owner and every vring setting
  * @blk: the device
+ *
+ * Stops the device and detaches its backend first.
  *
  * Return: 0, -EPERM when the caller is not the owner, or -ENOMEM.
  */
@@ -102,6 +330,7 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 		ret = -ENOMEM;
 		goto out;
 	}
+	vhost_blk_detach(blk);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_reset_owner(&blk->dev, umem);
 out:
@@ -152,11 +381,14 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 {
 	struct vhost_blk *blk = file->private_data;
 	void __user *argp = (void __user *)arg;
+	struct vhost_vring_file backend;
+	u8 serial[VIRTIO_BLK_ID_BYTES];
 	u64 features;
+	u32 value;
 
 	switch (ioctl) {
 	case VHOST_GET_FEATURES:
-		features = VHOST_BLK_FEATURES;
+		features = vhost_blk_features(blk);
 		return copy_to_user(argp, &features, sizeof(features)) ?
 		       -EFAULT : 0;
 	case VHOST_SET_FEATURES:
@@ -175,6 +407,22 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 		return vhost_blk_reset_owner(blk);
 	case VHOST_BLK_GET_ABI_VERSION:
 		return put_user(VHOST_BLK_ABI_VERSION, (u32 __user *)argp);
+	case VHOST_BLK_SET_BACKEND:
+		if (copy_from_user(&backend, argp, sizeof(backend)))
+			return -EFAULT;
+		return vhost_blk_set_backend(blk, backend.fd);
+	case VHOST_BLK_GET_CONFIG:
+		return vhost_blk_get_config(blk, argp);
+	case VHOST_BLK_SET_SERIAL:
+		if (copy_from_user(serial, argp, sizeof(serial)))
+			return -EFAULT;
+		return vhost_blk_set_settings(blk, serial, false);
+	case VHOST_BLK_SET_READ_ONLY:
+		if (get_user(value, (u32 __user *)argp))
+			return -EFAULT;
+		if (value > 1)
+			return -EINVAL;
+		return vhost_blk_set_settings(blk, NULL, value);
 	default:
 		return vhost_blk_core_ioctl(blk, ioctl, argp);
 	}

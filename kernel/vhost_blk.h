@@ -1,32 +1,139 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * vhost-blk: private definitions shared by the files of the module.
+ *
+ * main.c     the character device: open/release, ioctls, start and stop
+ * backend.c  the block device behind a vhost-blk device: attach, limits,
+ *            config space
+ * request.c  one request's life: parse the chain, build bios, complete
  */
 #ifndef _VHOST_BLK_H
 #define _VHOST_BLK_H
 
+#include <linux/bio.h>
+#include <linux/llist.h>
 #include <linux/vhost_blk.h>
 
 #include "vhost.h"
 
-/* Features offered: the transport features the vhost core implements. */
-#define VHOST_BLK_FEATURES	(BIT_ULL(VIRTIO_F_VERSION_1) | \
-				 BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) | \
-				 BIT_ULL(VIRTIO_RING_F_EVENT_IDX) | \
-				 BIT_ULL(VHOST_F_LOG_ALL))
+/* Pages of a request that fit the preallocated bio and page array. */
+#define VHOST_BLK_INLINE_PAGES	32
+
+/**
+ * struct vhost_blk_backend - the block device a vhost-blk device serves
+ * @file: the open block device file; holding it keeps the device open
+ * @bdev: its block device
+ *
+ * Immutable from attach to detach; started virtqueues point at it through
+ * their private_data, so it is only freed once every queue is stopped.
+ */
+struct vhost_blk_backend {
+	struct file *file;
+	struct block_device *bdev;
+};
+
+/**
+ * struct vhost_blk_req - one request between avail ring and used ring
+ * @node: link in the queue's completion list
+ * @bvq: the queue the request came from
+ * @head: its descriptor head, also its index in @bvq->reqs
+ * @status: the virtio-blk status to report (VIRTIO_BLK_S_*)
+ * @to_guest: the device writes guest memory (IN): pages become dirty
+ * @bounced: @bvecs hold bounce pages owned by the request, not guest pages
+ * @status_addr: where the status byte goes, in the owner's address space;
+ *               NULL when the chain has no device-writable byte
+ * @written: data bytes written to the guest on success (IN, GET_ID)
+ * @in_len: length of all device-writable buffers, for the dirty log
+ * @log: the device-writable buffers' guest-physical ranges, only while
+ *       dirty logging; allocated per request
+ * @log_num: entries in @log
+ * @bvecs: the data pages: @inline_vecs, or allocated for large requests
+ * @nvecs: entries in @bvecs
+ * @bounce_iov: for a bounced read: the guest buffers to copy to; allocated
+ * @bounce_nr: entries in @bounce_iov
+ * @bio: the request's data or flush bio, over @bvecs
+ * @inline_vecs: vectors for requests of up to VHOST_BLK_INLINE_PAGES pages
+ *
+ * Lives in the queue's @reqs table from start to stop. The worker fills it
+ * under the queue mutex; once its I/O is submitted only the bio completion
+ * touches it (@status), then the completion work finishes it under the
+ * queue mutex.
+ */
+struct vhost_blk_req {
+	struct llist_node node;
+	struct vhost_blk_vq *bvq;
+	u16 head;
+	u8 status;
+	bool to_guest;
+	bool bounced;
+	u8 __user *status_addr;
+	u32 written;
+	u64 in_len;
+	struct vhost_log *log;
+	unsigned int log_num;
+	struct bio_vec *bvecs;
+	unsigned int nvecs;
+	struct iovec *bounce_iov;
+	unsigned int bounce_nr;
+	struct bio bio;
+	struct bio_vec inline_vecs[VHOST_BLK_INLINE_PAGES];
+};
+
+/**
+ * struct vhost_blk_vq - a virtqueue and the requests taken from it
+ * @vq: the vhost core's queue; its mutex protects everything below except
+ *      @completed and @inflight
+ * @blk: the device
+ * @reqs: one request slot per descriptor head, allocated at start
+ * @completed: requests whose I/O ended, pushed lock-free from bio
+ *             completion, drained by @complete_work
+ * @complete_work: reports @completed in the used ring, on the worker
+ * @inflight: requests taken from the avail ring and not yet in the used
+ *            ring; stop waits for zero
+ */
+struct vhost_blk_vq {
+	struct vhost_virtqueue vq;
+	struct vhost_blk *blk;
+	struct vhost_blk_req *reqs;
+	struct llist_head completed;
+	struct vhost_work complete_work;
+	atomic_t inflight;
+};
 
 /**
  * struct vhost_blk - one virtio-blk device, the state of one open file
  * @dev: the vhost core device; its mutex serialises every ioctl
- * @vqs: the virtqueues; vq->mutex protects each one's state, as in the core
+ * @vqs: the virtqueues
  * @vq_ptrs: the array of @vqs pointers the core indexes
+ * @backend: the attached block device or NULL; dev.mutex
+ * @force_ro: VHOST_BLK_SET_READ_ONLY
+ * @serial: GET_ID's answer
+ *
+ * @force_ro and @serial change under dev.mutex and only while every queue
+ * is stopped, so the worker reads them under its queue mutex alone.
  *
  * Allocated in open and freed in release: nothing outlives the file.
  */
 struct vhost_blk {
 	struct vhost_dev dev;
-	struct vhost_virtqueue vqs[VHOST_BLK_MAX_QUEUES];
+	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 	struct vhost_virtqueue *vq_ptrs[VHOST_BLK_MAX_QUEUES];
+	struct vhost_blk_backend *backend;
+	bool force_ro;
+	u8 serial[VIRTIO_BLK_ID_BYTES];
 };
+
+/* backend.c */
+struct vhost_blk_backend *vhost_blk_backend_open(int fd);
+void vhost_blk_backend_close(struct vhost_blk_backend *be);
+bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be);
+unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be);
+u64 vhost_blk_backend_features(const struct vhost_blk_backend *be);
+void vhost_blk_backend_config(const struct vhost_blk_backend *be,
+			      struct virtio_blk_config *config);
+
+/* request.c */
+void vhost_blk_handle_kick(struct vhost_work *work);
+void vhost_blk_complete_work(struct vhost_work *work);
 
 #endif /* _VHOST_BLK_H */

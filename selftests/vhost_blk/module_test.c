@@ -26,10 +26,18 @@
 #define MODULE_NAME	"vhost_blk"
 #define MISC_MAJOR	10U
 
+/* What a device offers before it has a backend. */
 #define OFFERED_FEATURES	((1ULL << VIRTIO_F_VERSION_1) | \
 				 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
 				 (1ULL << VIRTIO_RING_F_EVENT_IDX) | \
-				 (1ULL << VHOST_F_LOG_ALL))
+				 (1ULL << VHOST_F_LOG_ALL) | \
+				 (1ULL << VIRTIO_BLK_F_SIZE_MAX) | \
+				 (1ULL << VIRTIO_BLK_F_SEG_MAX) | \
+				 (1ULL << VIRTIO_BLK_F_BLK_SIZE) | \
+				 (1ULL << VIRTIO_BLK_F_FLUSH) | \
+				 (1ULL << VIRTIO_BLK_F_TOPOLOGY) | \
+				 (1ULL << VIRTIO_BLK_F_MQ) | \
+				 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
 
 static bool module_loaded(void)
 {
@@ -150,7 +158,7 @@ FIXTURE_TEARDOWN(device)
 	EXPECT_EQ(0, close(self->fd));
 }
 
-TEST_F(device, get_features_offers_exactly_the_transport_features)
+TEST_F(device, get_features_without_backend_offers_the_fixed_set)
 {
 	uint64_t features = 0;
 

@@ -7,26 +7,64 @@
  * the vhost-blk ioctls below. Documentation/abi.rst describes each with its
  * errors.
  *
- * Numbers: type VHOST_VIRTIO (0xAF); 0xF0 and up are unused upstream.
+ * Numbers: type VHOST_VIRTIO (0xAF). SET_BACKEND (0xFF) and SET_SERIAL (0xFE)
+ * keep the numbers of earlier public vhost-blk work so that existing
+ * frontends can drive this module; 0xF0 and up are otherwise unused upstream.
  */
 #ifndef _UAPI_LINUX_VHOST_BLK_H
 #define _UAPI_LINUX_VHOST_BLK_H
 
 #include <linux/types.h>
 #include <linux/vhost.h>
+#include <linux/virtio_blk.h>
 
 /*
  * Version of this ABI. It grows by one whenever an ioctl or a behaviour
  * userspace can rely on is added; existing ioctls keep their meaning.
  *
- * 1: VHOST_GET_FEATURES/VHOST_SET_FEATURES, VHOST_BLK_GET_ABI_VERSION.
+ * 1: the ioctls of this header, requests IN, OUT, FLUSH, GET_ID, DISCARD,
+ *    WRITE_ZEROES and SECURE_ERASE.
  */
 #define VHOST_BLK_ABI_VERSION		1
 
 /* Largest number of virtqueues a device serves. */
 #define VHOST_BLK_MAX_QUEUES		16
+/* Data segments per request (config seg_max). */
+#define VHOST_BLK_SEG_MAX		254
+/* Bytes per data segment (config size_max). */
+#define VHOST_BLK_SIZE_MAX		0x100000
+/* Segments per DISCARD, WRITE_ZEROES or SECURE_ERASE request. */
+#define VHOST_BLK_MAX_RANGE_SEGS	32
 
 /* Reads the ABI version the loaded module implements. */
 #define VHOST_BLK_GET_ABI_VERSION	_IOR(VHOST_VIRTIO, 0xF0, __u32)
+
+/*
+ * Fills a struct virtio_blk_config (little endian, as for VIRTIO_F_VERSION_1)
+ * from the backend's queue limits. Needs a backend.
+ */
+#define VHOST_BLK_GET_CONFIG		_IOR(VHOST_VIRTIO, 0xF1, struct virtio_blk_config)
+
+/*
+ * Forces the device read-only (1) or lets the backend decide (0). A backend
+ * opened without write access, or a read-only block device, is read-only
+ * whatever this says.
+ */
+#define VHOST_BLK_SET_READ_ONLY		_IOW(VHOST_VIRTIO, 0xF2, __u32)
+
+/*
+ * Sets the serial GET_ID returns: VIRTIO_BLK_ID_BYTES bytes, NUL-padded when
+ * shorter, not NUL-terminated when the full length.
+ */
+#define VHOST_BLK_SET_SERIAL		_IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
+
+/*
+ * Attaches the block device open as .fd and starts every virtqueue that is
+ * set up; .index is ignored. .fd = -1 stops the device: it takes no more
+ * requests, waits for every request in flight, reports each in the used
+ * ring, then detaches the backend. Setting a backend while one is attached
+ * first stops the device the same way.
+ */
+#define VHOST_BLK_SET_BACKEND		_IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

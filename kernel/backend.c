@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: the block device behind a device.
+ *
+ * The backend is a block device file the owner opened; holding the file
+ * keeps the device open. Its queue limits are the device's geometry: the
+ * features and the virtio-blk config space come from them, so every frontend
+ * shows the guest the same truthful picture.
+ */
+#include <linux/blkdev.h>
+#include <linux/file.h>
+#include <linux/log2.h>
+#include <linux/slab.h>
+
+#include "vhost_blk.h"
+
+/*
+ * WRITE_ZEROES on a device without the command writes zero pages; keep one
+ * segment of that bounded (1 MiB).
+ */
+#define VHOST_BLK_ZEROES_FALLBACK_SECTORS	2048
+
+/**
+ * vhost_blk_backend_open() - take a block device file as backend
+ * @fd: a file descriptor of the calling process
+ *
+ * Return: the backend, or ERR_PTR(-EBADF) for a bad descriptor,
+ * ERR_PTR(-ENOTBLK) when it is not a block device, ERR_PTR(-ENOMEM).
+ */
+struct vhost_blk_backend *vhost_blk_backend_open(int fd)
+{
+	struct vhost_blk_backend *be;
+	struct file *file;
+
+	file = fget(fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	if (!S_ISBLK(file_inode(file)->i_mode)) {
+		fput(file);
+		return ERR_PTR(-ENOTBLK);
+	}
+	be = kzalloc(sizeof(*be), GFP_KERNEL);
+	if (!be) {
+		fput(file);
+		return ERR_PTR(-ENOMEM);
+	}
+	be->file = file;
+	be->bdev = I_BDEV(file->f_mapping->host);
+	return be;
+}
+
+/**
+ * vhost_blk_backend_close() - release a backend no queue uses any more
+ * @be: the backend
+ */
+void vhost_blk_backend_close(struct vhost_blk_backend *be)
+{
+	fput(be->file);
+	kfree(be);
+}
+
+/**
+ * vhost_blk_backend_read_only() - whether writes must fail
+ * @be: the backend
+ *
+ * Checked per request: ``blockdev --setro`` may change it at any time.
+ */
+bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be)
+{
+	return !(be->file->f_mode & FMODE_WRITE) || bdev_read_only(be->bdev);
+}
+
+/**
+ * vhost_blk_backend_features() - the virtio-blk features this backend adds
+ * @be: the backend
+ *
+ * Return: VIRTIO_BLK_F_DISCARD and VIRTIO_BLK_F_SECURE_ERASE when the block
+ * device supports them, VIRTIO_BLK_F_RO when it is read-only.
+ */
+u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
+{
+	u64 features = 0;
+
+	if (bdev_max_discard_sectors(be->bdev))
+		features |= BIT_ULL(VIRTIO_BLK_F_DISCARD);
+	if (bdev_max_secure_erase_sectors(be->bdev))
+		features |= BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE);
+	if (vhost_blk_backend_read_only(be))
+		features |= BIT_ULL(VIRTIO_BLK_F_RO);
+	return features;
+}
+
+/**
+ * vhost_blk_backend_write_zeroes_sectors() - largest WRITE_ZEROES segment
+ * @be: the backend
+ */
+unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be)
+{
+	return bdev_write_zeroes_sectors(be->bdev) ?: VHOST_BLK_ZEROES_FALLBACK_SECTORS;
+}
+
+#define cfg16(v)	((__force __virtio16)cpu_to_le16(v))
+#define cfg32(v)	((__force __virtio32)cpu_to_le32(v))
+#define cfg64(v)	((__force __virtio64)cpu_to_le64(v))
+
+/**
+ * vhost_blk_backend_config() - the virtio-blk config space for a backend
+ * @be: the backend
+ * @config: filled completely, little endian (VIRTIO_F_VERSION_1)
+ *
+ * Sizes the spec counts in logical blocks are converted from the queue
+ * limits' bytes; the others are in 512-byte sectors whatever the block size.
+ */
+void vhost_blk_backend_config(const struct vhost_blk_backend *be,
+			      struct virtio_blk_config *config)
+{
+	struct block_device *bdev = be->bdev;
+	unsigned int lbs = bdev_logical_block_size(bdev);
+	int align = bdev_alignment_offset(bdev);
+
+	memset(config, 0, sizeof(*config));
+	config->capacity = cfg64(bdev_nr_sectors(bdev));
+	config->size_max = cfg32(VHOST_BLK_SIZE_MAX);
+	config->seg_max = cfg32(VHOST_BLK_SEG_MAX);
+	config->blk_size = cfg32(lbs);
+	config->physical_block_exp = ilog2(bdev_physical_block_size(bdev) / lbs);
+	config->alignment_offset = align > 0 ? align / lbs : 0;
+	config->min_io_size = cfg16(min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX));
+	config->opt_io_size = cfg32(bdev_io_opt(bdev) / lbs);
+	config->num_queues = cfg16(VHOST_BLK_MAX_QUEUES);
+
+	config->max_discard_sectors = cfg32(bdev_max_discard_sectors(bdev));
+	config->max_discard_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+	config->discard_sector_alignment =
+		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
+
+	config->max_write_zeroes_sectors = cfg32(vhost_blk_backend_write_zeroes_sectors(be));
+	config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+	config->write_zeroes_may_unmap = !!bdev_write_zeroes_sectors(bdev);
+
+	config->max_secure_erase_sectors = cfg32(bdev_max_secure_erase_sectors(bdev));
+	config->max_secure_erase_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+	config->secure_erase_sector_alignment =
+		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
+}

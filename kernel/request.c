@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: the life of one request.
+ *
+ * 1. vhost_blk_handle_kick() runs on the device's worker with the queue
+ *    mutex held. It takes a descriptor chain from the avail ring: the 16-byte
+ *    header in the driver-readable buffers (possibly split), then data, and
+ *    the status byte as the last device-writable byte.
+ * 2. A request that can be answered at once (GET_ID, an invalid or
+ *    unsupported request) is done right there. Reads and writes pin the
+ *    guest's pages and become one bio over them; buffers the device cannot
+ *    take directly are copied through bounce pages instead. Flushes,
+ *    discards, write-zeroes and secure erases become bios without data.
+ * 3. Every request ends in vhost_blk_req_done(): from bio completion in any
+ *    context, or from the worker itself. It pushes the request on the queue's
+ *    lock-free completed list and queues the completion work.
+ * 4. vhost_blk_complete_work() runs on the worker with the queue mutex held:
+ *    it releases the pages, writes the status byte, logs the written guest
+ *    pages when dirty logging is on, and reports the whole batch in the used
+ *    ring with one interrupt.
+ *
+ * A request lives in its queue's slot table, indexed by descriptor head, so
+ * nothing is allocated for it unless it is large, bounced, or logged.
+ */
+#include <linux/blkdev.h>
+#include <linux/highmem.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+
+#include "vhost_blk.h"
+
+/* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
+#define VHOST_BLK_IN_FLIGHT	0xff
+
+static void vhost_blk_req_done(struct vhost_blk_req *req)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	llist_add(&req->node, &bvq->completed);
+	vhost_work_queue(&bvq->blk->dev, &bvq->complete_work);
+}
+
+static void vhost_blk_bio_end_io(struct bio *bio)
+{
+	struct vhost_blk_req *req = bio->bi_private;
+
+	if (bio->bi_status)
+		req->status = VIRTIO_BLK_S_IOERR;
+	if (bio == &req->bio)
+		bio_uninit(bio);
+	else
+		bio_put(bio);
+	vhost_blk_req_done(req);
+}
+
+static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio)
+{
+	bio->bi_private = req;
+	bio->bi_end_io = vhost_blk_bio_end_io;
+	submit_bio(bio);
+}
+
+/* Whether sectors [sector, sector + nr) lie on the device, block-aligned. */
+static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector, u64 nr)
+{
+	unsigned int lbs_sectors = bdev_logical_block_size(bdev) >> SECTOR_SHIFT;
+	u64 capacity = bdev_nr_sectors(bdev);
+
+	return sector <= capacity && nr <= capacity - sector &&
+	       IS_ALIGNED(sector, lbs_sectors) && IS_ALIGNED(nr, lbs_sectors);
+}
+
+static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
+{
+	req->nvecs = 0;
+	if (nr <= VHOST_BLK_INLINE_PAGES) {
+		req->bvecs = req->inline_vecs;
+		return 0;
+	}
+	req->bvecs = kvmalloc_array(nr, sizeof(*req->bvecs), GFP_KERNEL);
+	return req->bvecs ? 0 : -ENOMEM;
+}
+
+/**
+ * vhost_blk_release_pages() - give back the pages of a data request
+ * @req: the request, its I/O over
+ *
+ * Copies a bounced read to the guest first. Guest pages the device wrote
+ * are dirtied before they are released.
+ */
+static void vhost_blk_release_pages(struct vhost_blk_req *req)
+{
+	struct iov_iter iter;
+	unsigned int i;
+
+	if (req->bounce_iov) {
+		iov_iter_init(&iter, READ, req->bounce_iov, req->bounce_nr, req->written);
+		for (i = 0; i < req->nvecs && req->status == VIRTIO_BLK_S_OK; i++)
+			if (copy_page_to_iter(req->bvecs[i].bv_page, 0,
+					      req->bvecs[i].bv_len, &iter) != req->bvecs[i].bv_len)
+				req->status = VIRTIO_BLK_S_IOERR;
+		kfree(req->bounce_iov);
+		req->bounce_iov = NULL;
+	}
+	for (i = 0; i < req->nvecs; i++) {
+		struct page *page = req->bvecs[i].bv_page;
+
+		if (req->bounced) {
+			__free_page(page);
+			continue;
+		}
+		if (req->to_guest)
+			set_page_dirty_lock(page);
+		put_page(page);
+	}
+	if (req->bvecs != req->inline_vecs)
+		kvfree(req->bvecs);
+	req->nvecs = 0;
+}
+
+/* Takes references on the guest pages behind @data, one vector each. */
+static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
+{
+	struct bio_vec *bv;
+	ssize_t bytes;
+	size_t start;
+	int ret;
+
+	ret = vhost_blk_alloc_vecs(req, iov_iter_npages(data, INT_MAX));
+	if (ret)
+		return ret;
+	while (iov_iter_count(data)) {
+		bv = &req->bvecs[req->nvecs];
+		bytes = iov_iter_get_pages2(data, &bv->bv_page, PAGE_SIZE, 1, &start);
+		if (bytes <= 0) {
+			vhost_blk_release_pages(req);
+			return bytes ? bytes : -EFAULT;
+		}
+		bv->bv_offset = start;
+		bv->bv_len = bytes;
+		req->nvecs++;
+	}
+	return 0;
+}
+
+/*
+ * Copies @data through freshly allocated pages: for guest buffers the block
+ * device cannot take directly. A write is copied in now, a read copied out
+ * at completion from the iovec array saved here.
+ */
+static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *data)
+{
+	size_t len = iov_iter_count(data);
+	unsigned int i, n = DIV_ROUND_UP(len, PAGE_SIZE);
+	int ret;
+
+	ret = vhost_blk_alloc_vecs(req, n);
+	if (ret)
+		return ret;
+	req->bounced = true;
+	for (i = 0; i < n; i++) {
+		struct bio_vec *bv = &req->bvecs[i];
+
+		bv->bv_page = alloc_page(GFP_NOIO);
+		if (!bv->bv_page)
+			goto nomem;
+		req->nvecs++;
+		bv->bv_offset = 0;
+		bv->bv_len = min_t(size_t, len - i * PAGE_SIZE, PAGE_SIZE);
+		if (!req->to_guest &&
+		    copy_page_from_iter(bv->bv_page, 0, bv->bv_len, data) != bv->bv_len) {
+			ret = -EFAULT;
+			goto fail;
+		}
+	}
+	if (req->to_guest) {
+		req->bounce_iov = kmemdup(data->iov, data->nr_segs * sizeof(*data->iov),
+					  GFP_KERNEL);
+		if (!req->bounce_iov)
+			goto nomem;
+		req->bounce_nr = data->nr_segs;
+	}
+	return 0;
+nomem:
+	ret = -ENOMEM;
+fail:
+	vhost_blk_release_pages(req);
+	return ret;
+}
+
+/**
+ * vhost_blk_rw() - start a read (IN) or write (OUT)
+ * @req: the request
+ * @be: the backend
+ * @sector: first 512-byte sector
+ * @data: the guest's data buffers; count is the transfer length
+ *
+ * Return: VHOST_BLK_IN_FLIGHT, or the status to report.
+ */
+static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
+		       u64 sector, struct iov_iter *data)
+{
+	struct block_device *bdev = be->bdev;
+	unsigned int lbs = bdev_logical_block_size(bdev);
+	size_t len = iov_iter_count(data);
+	blk_opf_t opf = req->to_guest ? REQ_OP_READ : REQ_OP_WRITE | REQ_SYNC;
+	unsigned long addr_mask = bdev_dma_alignment(bdev) | (SECTOR_SIZE - 1);
+	int ret;
+
+	if (!len)
+		return VIRTIO_BLK_S_OK;
+	if (!IS_ALIGNED(len, SECTOR_SIZE) ||
+	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT) ||
+	    data->nr_segs > VHOST_BLK_SEG_MAX ||
+	    len > (size_t)VHOST_BLK_SEG_MAX * VHOST_BLK_SIZE_MAX)
+		return VIRTIO_BLK_S_IOERR;
+
+	/*
+	 * Direct when every buffer starts on the device's DMA alignment (and
+	 * a sector) and is whole logical blocks long, as for O_DIRECT.
+	 */
+	if (iov_iter_is_aligned(data, addr_mask, lbs - 1))
+		ret = vhost_blk_pin_pages(req, data);
+	else
+		ret = vhost_blk_bounce_pages(req, data);
+	if (ret)
+		return VIRTIO_BLK_S_IOERR;
+
+	if (req->to_guest)
+		req->written = len;
+	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
+	req->bio.bi_vcnt = req->nvecs;
+	req->bio.bi_iter.bi_size = len;
+	req->bio.bi_iter.bi_sector = sector;
+	bio_set_flag(&req->bio, BIO_NO_PAGE_REF);
+	vhost_blk_submit(req, &req->bio);
+	return VHOST_BLK_IN_FLIGHT;
+}
+
+static u8 vhost_blk_flush(struct vhost_blk_req *req, struct vhost_blk_backend *be)
+{
+	bio_init(&req->bio, be->bdev, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	vhost_blk_submit(req, &req->bio);
+	return VHOST_BLK_IN_FLIGHT;
+}
+
+static u8 vhost_blk_get_id(struct vhost_blk_req *req, struct iov_iter *data)
+{
+	size_t len = min(iov_iter_count(data), sizeof(req->bvq->blk->serial));
+
+	if (copy_to_iter(req->bvq->blk->serial, len, data) != len)
+		return VIRTIO_BLK_S_IOERR;
+	req->written = len;
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Issues one segment of a DISCARD, WRITE_ZEROES or SECURE_ERASE request. */
+static int vhost_blk_range_issue(struct block_device *bdev, u32 type,
+				 u64 sector, u64 nr, u32 flags, struct bio **bio)
+{
+	unsigned int max;
+
+	switch (type) {
+	case VIRTIO_BLK_T_DISCARD:
+		return __blkdev_issue_discard(bdev, sector, nr, GFP_NOIO, bio);
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return __blkdev_issue_zeroout(bdev, sector, nr, GFP_NOIO, bio,
+					      flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ?
+					      0 : BLKDEV_ZERO_NOUNMAP);
+	default:
+		max = bdev_max_secure_erase_sectors(bdev);
+		while (nr) {
+			unsigned int n = min_t(u64, nr, max);
+
+			*bio = blk_next_bio(*bio, bdev, 0, REQ_OP_SECURE_ERASE, GFP_NOIO);
+			(*bio)->bi_iter.bi_sector = sector;
+			(*bio)->bi_iter.bi_size = n << SECTOR_SHIFT;
+			sector += n;
+			nr -= n;
+		}
+		return 0;
+	}
+}
+
+/**
+ * vhost_blk_range() - start a DISCARD, WRITE_ZEROES or SECURE_ERASE
+ * @req: the request
+ * @be: the backend
+ * @type: the request type
+ * @data: the array of struct virtio_blk_discard_write_zeroes segments
+ *
+ * Every segment is checked before any is issued.
+ *
+ * Return: VHOST_BLK_IN_FLIGHT, or the status to report.
+ */
+static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *be,
+			  u32 type, struct iov_iter *data)
+{
+	struct block_device *bdev = be->bdev;
+	struct virtio_blk_discard_write_zeroes seg;
+	u32 allowed_flags = 0, max_sectors;
+	size_t len = iov_iter_count(data);
+	struct iov_iter check = *data;
+	struct bio *bio = NULL;
+	unsigned int i, nseg;
+
+	switch (type) {
+	case VIRTIO_BLK_T_DISCARD:
+		max_sectors = bdev_max_discard_sectors(bdev);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		max_sectors = vhost_blk_backend_write_zeroes_sectors(be);
+		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+		break;
+	default:
+		max_sectors = bdev_max_secure_erase_sectors(bdev);
+		break;
+	}
+	if (!max_sectors)
+		return VIRTIO_BLK_S_UNSUPP;
+	nseg = len / sizeof(seg);
+	if (!nseg || len % sizeof(seg) || nseg > VHOST_BLK_MAX_RANGE_SEGS)
+		return VIRTIO_BLK_S_IOERR;
+
+	for (i = 0; i < nseg; i++) {
+		if (copy_from_iter(&seg, sizeof(seg), &check) != sizeof(seg))
+			return VIRTIO_BLK_S_IOERR;
+		if (le32_to_cpu(seg.flags) & ~allowed_flags)
+			return VIRTIO_BLK_S_UNSUPP;
+		if (le32_to_cpu(seg.num_sectors) > max_sectors ||
+		    !vhost_blk_range_ok(bdev, le64_to_cpu(seg.sector),
+					le32_to_cpu(seg.num_sectors)))
+			return VIRTIO_BLK_S_IOERR;
+	}
+
+	for (i = 0; i < nseg; i++) {
+		if (copy_from_iter(&seg, sizeof(seg), data) != sizeof(seg) ||
+		    vhost_blk_range_issue(bdev, type, le64_to_cpu(seg.sector),
+					  le32_to_cpu(seg.num_sectors),
+					  le32_to_cpu(seg.flags), &bio)) {
+			/* Bios already issued still complete the request. */
+			req->status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+	}
+	if (!bio)
+		return req->status;
+	vhost_blk_submit(req, bio);
+	return VHOST_BLK_IN_FLIGHT;
+}
+
+/* Takes the status byte off the end of the device-writable buffers. */
+static u8 __user *vhost_blk_take_status(struct iovec *iov, unsigned int *nr)
+{
+	while (*nr && !iov[*nr - 1].iov_len)
+		--*nr;
+	if (!*nr)
+		return NULL;
+	return (u8 __user *)iov[*nr - 1].iov_base + --iov[*nr - 1].iov_len;
+}
+
+/**
+ * vhost_blk_req_start() - parse a descriptor chain and start its request
+ * @bvq: the queue
+ * @be: the backend
+ * @head: the chain's head, from vhost_get_vq_desc()
+ * @out: driver-readable entries at the start of vq->iov
+ * @in: device-writable entries after them
+ * @log: the device-writable buffers' guest-physical ranges, or NULL
+ * @log_num: entries in @log
+ *
+ * The request is in flight or done when this returns.
+ *
+ * Return: the bytes of the chain, for the queue's fairness weight.
+ */
+static size_t vhost_blk_req_start(struct vhost_blk_vq *bvq,
+				  struct vhost_blk_backend *be, unsigned int head,
+				  unsigned int out, unsigned int in,
+				  struct vhost_log *log, unsigned int log_num)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vhost_blk_req *req = &bvq->reqs[head];
+	struct virtio_blk_outhdr hdr;
+	struct iov_iter hdr_iter, in_iter;
+	size_t out_len = iov_length(vq->iov, out);
+	bool read_only;
+	size_t in_len;
+	u8 status;
+	u32 type;
+
+	atomic_inc(&bvq->inflight);
+	req->head = head;
+	req->status = VIRTIO_BLK_S_OK;
+	req->to_guest = false;
+	req->bounced = false;
+	req->written = 0;
+	req->nvecs = 0;
+	req->bvecs = req->inline_vecs;
+	req->log = NULL;
+	req->log_num = 0;
+	req->in_len = iov_length(vq->iov + out, in);
+
+	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
+	if (!req->status_addr) {
+		vq_err(vq, "vhost-blk: request %u has no status byte\n", head);
+		goto done;
+	}
+	if (log) {
+		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL);
+		if (!req->log) {
+			status = VIRTIO_BLK_S_IOERR;
+			goto answer;
+		}
+		req->log_num = log_num;
+	}
+
+	iov_iter_init(&hdr_iter, WRITE, vq->iov, out, out_len);
+	in_len = req->in_len - 1;
+	iov_iter_init(&in_iter, READ, vq->iov + out, in, in_len);
+	if (copy_from_iter(&hdr, sizeof(hdr), &hdr_iter) != sizeof(hdr)) {
+		status = VIRTIO_BLK_S_IOERR;
+		goto answer;
+	}
+
+	type = vhost32_to_cpu(vq, hdr.type);
+	read_only = bvq->blk->force_ro || vhost_blk_backend_read_only(be);
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		req->to_guest = true;
+		if (iov_iter_count(&hdr_iter))
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
+					      &in_iter);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		if (in_len || read_only)
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
+					      &hdr_iter);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		if (in_len || iov_iter_count(&hdr_iter))
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_flush(req, be);
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		if (iov_iter_count(&hdr_iter))
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_get_id(req, &in_iter);
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+	case VIRTIO_BLK_T_SECURE_ERASE:
+		if (in_len || read_only)
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_range(req, be, type, &hdr_iter);
+		break;
+	default:
+		status = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	if (status == VHOST_BLK_IN_FLIGHT)
+		return out_len + req->in_len;
+answer:
+	req->status = status;
+done:
+	vhost_blk_req_done(req);
+	return out_len + req->in_len;
+}
+
+/**
+ * vhost_blk_handle_kick() - serve a queue's avail ring
+ * @work: the queue's poll work, run on the device's worker
+ *
+ * One block plug covers the batch; vhost_exceeds_weight() ends the run
+ * (and requeues it) so one busy queue cannot starve the others.
+ */
+void vhost_blk_handle_kick(struct vhost_work *work)
+{
+	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
+						  poll.work);
+	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
+	struct vhost_blk_backend *be;
+	unsigned int out, in, log_num;
+	struct vhost_log *log;
+	struct blk_plug plug;
+	size_t total = 0;
+	int count = 0;
+	int head;
+
+	mutex_lock(&vq->mutex);
+	be = vhost_vq_get_backend(vq);
+	if (!be)
+		goto out;
+
+	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
+	vhost_disable_notify(vq->dev, vq);
+	blk_start_plug(&plug);
+	do {
+		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
+					 &out, &in, log, &log_num);
+		if (unlikely(head < 0))
+			break;
+		if (head == vq->num) {
+			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
+				vhost_disable_notify(vq->dev, vq);
+				continue;
+			}
+			break;
+		}
+		total += vhost_blk_req_start(bvq, be, head, out, in, log, log_num);
+	} while (!vhost_exceeds_weight(vq, ++count, total));
+	blk_finish_plug(&plug);
+out:
+	mutex_unlock(&vq->mutex);
+}
+
+/* Releases what a request holds; returns the used length to report. */
+static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
+{
+	struct vhost_virtqueue *vq = &req->bvq->vq;
+	u32 len = 0;
+
+	if (req->nvecs)
+		vhost_blk_release_pages(req);
+	if (req->status_addr) {
+		if (put_user(req->status, req->status_addr))
+			vq_err(vq, "vhost-blk: cannot write status of request %u\n",
+			       req->head);
+		len = 1 + (req->status == VIRTIO_BLK_S_OK ? req->written : 0);
+	}
+	if (req->log) {
+		/* The data, then the status byte: log them, then the used ring. */
+		if (req->in_len)
+			vhost_log_write(vq, req->log, req->log_num, req->in_len, NULL, 0);
+		kfree(req->log);
+		req->log = NULL;
+	}
+	return len;
+}
+
+/**
+ * vhost_blk_complete_work() - report completed requests in the used ring
+ * @work: the queue's completion work, run on the device's worker
+ *
+ * Reports everything completed so far with one used-ring update and one
+ * interrupt (more only when the batch exceeds the heads array).
+ */
+void vhost_blk_complete_work(struct vhost_work *work)
+{
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						complete_work);
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vring_used_elem *heads = vq->heads;
+	struct vhost_blk_req *req, *tmp;
+	struct llist_node *done;
+	int n = 0, total = 0;
+
+	done = llist_del_all(&bvq->completed);
+	if (!done)
+		return;
+
+	mutex_lock(&vq->mutex);
+	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
+		heads[n].id = cpu_to_vhost32(vq, req->head);
+		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req));
+		if (++n == vq->dev->iov_limit) {
+			vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+			total += n;
+			n = 0;
+		}
+	}
+	if (n)
+		vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+	mutex_unlock(&vq->mutex);
+
+	if (atomic_sub_and_test(total + n, &bvq->inflight))
+		wake_up_var(&bvq->inflight);
+}
