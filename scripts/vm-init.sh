@@ -67,10 +67,6 @@ stage1() {
 	$BB mkdir -p "$root"
 	$BB mount -t 9p -o "$P9OPTS,ro,cache=loose" root "$root" ||
 		fail "cannot mount the 9p root"
-	[ -d "$root$project" ] || fail "$project does not exist in the guest root"
-	$BB mount -t 9p -o "$P9OPTS,rw" project "$root$project" ||
-		fail "cannot mount the project at $project"
-
 	$BB mount -t proc proc "$root/proc"
 	$BB mount -t sysfs sysfs "$root/sys"
 	$BB mount -t devtmpfs devtmpfs "$root/dev"
@@ -82,6 +78,13 @@ stage1() {
 	$BB mount -t debugfs debugfs "$root/sys/kernel/debug"
 	$BB mount -t configfs configfs "$root/sys/kernel/config"
 	$BB mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
+
+	# Last, so that a project under /tmp or /run is not hidden by their
+	# tmpfs; there its mount point is made in the tmpfs.
+	$BB mkdir -p "$root$project" 2> /dev/null
+	[ -d "$root$project" ] || fail "$project does not exist in the guest root"
+	$BB mount -t 9p -o "$P9OPTS,rw" project "$root$project" ||
+		fail "cannot mount the project at $project"
 
 	$BB mkdir -p "$root/run/vm"
 	$BB cp "$BB" /init "$root/run/vm/" || fail "cannot copy busybox to /run/vm"
