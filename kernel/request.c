@@ -32,6 +32,9 @@
 /* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
 #define VHOST_BLK_IN_FLIGHT	0xff
 
+/* Guest pages referenced per iov_iter_get_pages2() call. */
+#define VHOST_BLK_PIN_BATCH	16
+
 static void vhost_blk_req_done(struct vhost_blk_req *req)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
@@ -121,7 +124,8 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 /* Takes references on the guest pages behind @data, one vector each. */
 static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 {
-	struct bio_vec *bv;
+	struct page *pages[VHOST_BLK_PIN_BATCH];
+	unsigned int i, n;
 	ssize_t bytes;
 	size_t start;
 	int ret;
@@ -130,15 +134,22 @@ static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 	if (ret)
 		return ret;
 	while (iov_iter_count(data)) {
-		bv = &req->bvecs[req->nvecs];
-		bytes = iov_iter_get_pages2(data, &bv->bv_page, PAGE_SIZE, 1, &start);
+		bytes = iov_iter_get_pages2(data, pages, SIZE_MAX, ARRAY_SIZE(pages),
+					    &start);
 		if (bytes <= 0) {
 			vhost_blk_release_pages(req);
 			return bytes ? bytes : -EFAULT;
 		}
-		bv->bv_offset = start;
-		bv->bv_len = bytes;
-		req->nvecs++;
+		n = DIV_ROUND_UP(start + bytes, PAGE_SIZE);
+		for (i = 0; i < n; i++) {
+			struct bio_vec *bv = &req->bvecs[req->nvecs++];
+
+			bv->bv_page = pages[i];
+			bv->bv_offset = start;
+			bv->bv_len = min_t(size_t, bytes, PAGE_SIZE - start);
+			bytes -= bv->bv_len;
+			start = 0;
+		}
 	}
 	return 0;
 }
