@@ -94,9 +94,12 @@ module: kernel-check
 
 helper: $(HELPER)
 
-$(HELPER): helper/vhostblk-setup.c uapi/linux/vhost_blk.h | kernel-check
+HELPER_SRCS := $(wildcard helper/*.c)
+HELPER_LIBS := $(shell pkg-config --libs libkmod 2>/dev/null || echo -lkmod)
+
+$(HELPER): $(HELPER_SRCS) $(wildcard helper/*.h) uapi/linux/vhost_blk.h | kernel-check
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) $(HELPER_LIBS)
 
 selftests: $(SELFTESTS)
 
