@@ -39,7 +39,7 @@ struct vhost_blk_backend *vhost_blk_backend_open(int fd)
 		fput(file);
 		return ERR_PTR(-ENOTBLK);
 	}
-	be = kzalloc(sizeof(*be), GFP_KERNEL);
+	be = kzalloc(sizeof(*be), GFP_KERNEL_ACCOUNT);
 	if (!be) {
 		fput(file);
 		return ERR_PTR(-ENOMEM);
@@ -83,7 +83,7 @@ u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
 
 	if (bdev_max_discard_sectors(be->bdev))
 		features |= BIT_ULL(VIRTIO_BLK_F_DISCARD);
-	if (bdev_max_secure_erase_sectors(be->bdev))
+	if (vhost_blk_backend_secure_erase_sectors(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE);
 	if (vhost_blk_backend_read_only(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_RO);
@@ -97,6 +97,20 @@ u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
 unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be)
 {
 	return bdev_write_zeroes_sectors(be->bdev) ?: VHOST_BLK_ZEROES_FALLBACK_SECTORS;
+}
+
+/**
+ * vhost_blk_backend_secure_erase_sectors() - largest SECURE_ERASE segment
+ * @be: the backend
+ *
+ * Whole logical blocks, and small enough for one bio's 32-bit byte count.
+ */
+unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backend *be)
+{
+	unsigned int lbs_sectors = bdev_logical_block_size(be->bdev) >> SECTOR_SHIFT;
+
+	return min(bdev_max_secure_erase_sectors(be->bdev), UINT_MAX >> SECTOR_SHIFT) &
+	       ~(lbs_sectors - 1);
 }
 
 #define cfg16(v)	((__force __virtio16)cpu_to_le16(v))
@@ -138,7 +152,7 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 	config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
 	config->write_zeroes_may_unmap = !!bdev_write_zeroes_sectors(bdev);
 
-	config->max_secure_erase_sectors = cfg32(bdev_max_secure_erase_sectors(bdev));
+	config->max_secure_erase_sectors = cfg32(vhost_blk_backend_secure_erase_sectors(be));
 	config->max_secure_erase_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
 	config->secure_erase_sector_alignment =
 		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);

@@ -56,7 +56,7 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	mutex_lock(&vq->mutex);
 	if (!vhost_vq_is_setup(vq))
 		goto out;
-	bvq->reqs = kvcalloc(vq->num, sizeof(*bvq->reqs), GFP_KERNEL);
+	bvq->reqs = kvcalloc(vq->num, sizeof(*bvq->reqs), GFP_KERNEL_ACCOUNT);
 	if (!bvq->reqs) {
 		ret = -ENOMEM;
 		goto out;
@@ -108,6 +108,8 @@ static void vhost_blk_stop(struct vhost_blk *blk)
 
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_stop_vq(&blk->vqs[i]);
+	/* Bio completions may still be inside vhost_blk_req_done(). */
+	synchronize_rcu();
 }
 
 static int vhost_blk_start(struct vhost_blk *blk)
@@ -283,29 +285,52 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
  * @blk: the device
  * @features: VIRTIO_F_*, VIRTIO_BLK_F_* and VHOST_F_* bits
  *
- * Return: 0, -EOPNOTSUPP for a feature never offered, or -EFAULT when dirty
- * logging is asked for but the log base is not accessible.
+ * Switching dirty logging on a running device drains and restarts it.
+ *
+ * Return: 0, -EOPNOTSUPP for a feature never offered, -EPERM when the caller
+ * is not the owner, -EFAULT when dirty logging is asked for but the log base
+ * is not accessible, or a start error.
  */
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 {
+	bool restart;
+	long ret;
 	int i;
 
 	if (features & ~(VHOST_BLK_FEATURES | VHOST_BLK_BACKEND_FEATURES))
 		return -EOPNOTSUPP;
 
 	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
 	if ((features & BIT_ULL(VHOST_F_LOG_ALL)) &&
 	    !vhost_log_access_ok(&blk->dev)) {
-		mutex_unlock(&blk->dev.mutex);
-		return -EFAULT;
+		ret = -EFAULT;
+		goto out;
 	}
+	/*
+	 * A request copies the log ranges when it starts: drain the requests
+	 * in flight when logging is switched, so that none completes with the
+	 * other setting.
+	 */
+	restart = blk->backend && ((features ^ blk->vqs[0].vq.acked_features) &
+				   BIT_ULL(VHOST_F_LOG_ALL));
+	if (restart)
+		vhost_blk_stop(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		mutex_lock(&blk->vqs[i].vq.mutex);
 		blk->vqs[i].vq.acked_features = features;
 		mutex_unlock(&blk->vqs[i].vq.mutex);
 	}
+	if (restart) {
+		ret = vhost_blk_start(blk);
+		if (ret)
+			vhost_blk_detach(blk);
+	}
+out:
 	mutex_unlock(&blk->dev.mutex);
-	return 0;
+	return ret;
 }
 
 /**
@@ -367,8 +392,11 @@ static long vhost_blk_core_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 	case VHOST_GET_VRING_ENDIAN:
 	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
 	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		/* The core checks the owner in vhost_dev_ioctl() only. */
 		mutex_lock(&blk->dev.mutex);
-		ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
+		ret = vhost_dev_check_owner(&blk->dev);
+		if (!ret)
+			ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
 	default:
@@ -385,6 +413,7 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 	u64 features;
 	u32 value;
+	long ret;
 
 	switch (ioctl) {
 	case VHOST_GET_FEATURES:
@@ -402,7 +431,12 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 	case VHOST_SET_BACKEND_FEATURES:
 		if (copy_from_user(&features, argp, sizeof(features)))
 			return -EFAULT;
-		return features ? -EOPNOTSUPP : 0;
+		if (features)
+			return -EOPNOTSUPP;
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_dev_check_owner(&blk->dev);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
 	case VHOST_RESET_OWNER:
 		return vhost_blk_reset_owner(blk);
 	case VHOST_BLK_GET_ABI_VERSION:

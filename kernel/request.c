@@ -39,19 +39,25 @@ static void vhost_blk_req_done(struct vhost_blk_req *req)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
+	/*
+	 * Once on the list the request may be finished and the device stopped
+	 * and freed; stop waits for this section with synchronize_rcu().
+	 */
+	rcu_read_lock();
 	llist_add(&req->node, &bvq->completed);
 	vhost_work_queue(&bvq->blk->dev, &bvq->complete_work);
+	rcu_read_unlock();
 }
 
 static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_req *req = bio->bi_private;
 
-	if (bio->bi_status)
+	if (bio->bi_status == BLK_STS_NOTSUPP)
+		req->status = VIRTIO_BLK_S_UNSUPP;
+	else if (bio->bi_status)
 		req->status = VIRTIO_BLK_S_IOERR;
-	if (bio == &req->bio)
-		bio_uninit(bio);
-	else
+	if (bio != &req->bio)
 		bio_put(bio);
 	vhost_blk_req_done(req);
 }
@@ -80,7 +86,7 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
 		req->bvecs = req->inline_vecs;
 		return 0;
 	}
-	req->bvecs = kvmalloc_array(nr, sizeof(*req->bvecs), GFP_KERNEL);
+	req->bvecs = kvmalloc_array(nr, sizeof(*req->bvecs), GFP_KERNEL_ACCOUNT);
 	return req->bvecs ? 0 : -ENOMEM;
 }
 
@@ -172,7 +178,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 	for (i = 0; i < n; i++) {
 		struct bio_vec *bv = &req->bvecs[i];
 
-		bv->bv_page = alloc_page(GFP_NOIO);
+		bv->bv_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 		if (!bv->bv_page)
 			goto nomem;
 		req->nvecs++;
@@ -186,7 +192,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 	}
 	if (req->to_guest) {
 		req->bounce_iov = kmemdup(data->iov, data->nr_segs * sizeof(*data->iov),
-					  GFP_KERNEL);
+					  GFP_KERNEL_ACCOUNT);
 		if (!req->bounce_iov)
 			goto nomem;
 		req->bounce_nr = data->nr_segs;
@@ -215,20 +221,24 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 	unsigned int lbs = bdev_logical_block_size(bdev);
 	size_t len = iov_iter_count(data);
 	blk_opf_t opf = req->to_guest ? REQ_OP_READ : REQ_OP_WRITE | REQ_SYNC;
-	unsigned long addr_mask = bdev_dma_alignment(bdev) | (SECTOR_SIZE - 1);
+	unsigned long addr_mask = bdev_dma_alignment(bdev) | (lbs - 1);
 	int ret;
 
-	if (!len)
-		return VIRTIO_BLK_S_OK;
 	if (!IS_ALIGNED(len, SECTOR_SIZE) ||
 	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT) ||
 	    data->nr_segs > VHOST_BLK_SEG_MAX ||
 	    len > (size_t)VHOST_BLK_SEG_MAX * VHOST_BLK_SIZE_MAX)
 		return VIRTIO_BLK_S_IOERR;
+	if (!len)
+		return VIRTIO_BLK_S_OK;
+	/* Without FLUSH negotiated the device must be write-through. */
+	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
+		opf |= REQ_FUA;
 
 	/*
-	 * Direct when every buffer starts on the device's DMA alignment (and
-	 * a sector) and is whole logical blocks long, as for O_DIRECT.
+	 * Direct when every buffer starts on the device's DMA alignment and on
+	 * a logical block, and is whole logical blocks long: drivers such as
+	 * null_blk assume each vector holds whole blocks.
 	 */
 	if (iov_iter_is_aligned(data, addr_mask, lbs - 1))
 		ret = vhost_blk_pin_pages(req, data);
@@ -265,32 +275,26 @@ static u8 vhost_blk_get_id(struct vhost_blk_req *req, struct iov_iter *data)
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Issues one segment of a DISCARD, WRITE_ZEROES or SECURE_ERASE request. */
-static int vhost_blk_range_issue(struct block_device *bdev, u32 type,
-				 u64 sector, u64 nr, u32 flags, struct bio **bio)
+/* Issues one segment of a DISCARD or SECURE_ERASE request. */
+static int vhost_blk_range_issue(struct vhost_blk_backend *be, u32 type,
+				 u64 sector, u64 nr, struct bio **bio)
 {
 	unsigned int max;
 
-	switch (type) {
-	case VIRTIO_BLK_T_DISCARD:
-		return __blkdev_issue_discard(bdev, sector, nr, GFP_NOIO, bio);
-	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return __blkdev_issue_zeroout(bdev, sector, nr, GFP_NOIO, bio,
-					      flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ?
-					      0 : BLKDEV_ZERO_NOUNMAP);
-	default:
-		max = bdev_max_secure_erase_sectors(bdev);
-		while (nr) {
-			unsigned int n = min_t(u64, nr, max);
+	if (type == VIRTIO_BLK_T_DISCARD)
+		return __blkdev_issue_discard(be->bdev, sector, nr, GFP_KERNEL, bio);
 
-			*bio = blk_next_bio(*bio, bdev, 0, REQ_OP_SECURE_ERASE, GFP_NOIO);
-			(*bio)->bi_iter.bi_sector = sector;
-			(*bio)->bi_iter.bi_size = n << SECTOR_SHIFT;
-			sector += n;
-			nr -= n;
-		}
-		return 0;
+	max = vhost_blk_backend_secure_erase_sectors(be);
+	while (nr) {
+		unsigned int n = min_t(u64, nr, max);
+
+		*bio = blk_next_bio(*bio, be->bdev, 0, REQ_OP_SECURE_ERASE, GFP_KERNEL);
+		(*bio)->bi_iter.bi_sector = sector;
+		(*bio)->bi_iter.bi_size = n << SECTOR_SHIFT;
+		sector += n;
+		nr -= n;
 	}
+	return 0;
 }
 
 /**
@@ -300,20 +304,24 @@ static int vhost_blk_range_issue(struct block_device *bdev, u32 type,
  * @type: the request type
  * @data: the array of struct virtio_blk_discard_write_zeroes segments
  *
- * Every segment is checked before any is issued.
+ * The segments are copied once and every one is checked before any is
+ * issued. WRITE_ZEROES runs synchronously through blkdev_issue_zeroout(),
+ * whose fallback writes zero pages when the device turns the command down
+ * at run time (loop over tmpfs does); it is rare enough for that.
  *
  * Return: VHOST_BLK_IN_FLIGHT, or the status to report.
  */
 static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 			  u32 type, struct iov_iter *data)
 {
+	struct virtio_blk_discard_write_zeroes segs[VHOST_BLK_MAX_RANGE_SEGS];
 	struct block_device *bdev = be->bdev;
-	struct virtio_blk_discard_write_zeroes seg;
 	u32 allowed_flags = 0, max_sectors;
 	size_t len = iov_iter_count(data);
-	struct iov_iter check = *data;
 	struct bio *bio = NULL;
 	unsigned int i, nseg;
+	u64 sector, nr;
+	u32 flags;
 
 	switch (type) {
 	case VIRTIO_BLK_T_DISCARD:
@@ -324,31 +332,39 @@ static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *b
 		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 		break;
 	default:
-		max_sectors = bdev_max_secure_erase_sectors(bdev);
+		max_sectors = vhost_blk_backend_secure_erase_sectors(be);
 		break;
 	}
 	if (!max_sectors)
 		return VIRTIO_BLK_S_UNSUPP;
-	nseg = len / sizeof(seg);
-	if (!nseg || len % sizeof(seg) || nseg > VHOST_BLK_MAX_RANGE_SEGS)
+	nseg = len / sizeof(segs[0]);
+	if (!nseg || len % sizeof(segs[0]) || nseg > ARRAY_SIZE(segs) ||
+	    copy_from_iter(segs, len, data) != len)
 		return VIRTIO_BLK_S_IOERR;
 
 	for (i = 0; i < nseg; i++) {
-		if (copy_from_iter(&seg, sizeof(seg), &check) != sizeof(seg))
-			return VIRTIO_BLK_S_IOERR;
-		if (le32_to_cpu(seg.flags) & ~allowed_flags)
+		if (le32_to_cpu(segs[i].flags) & ~allowed_flags)
 			return VIRTIO_BLK_S_UNSUPP;
-		if (le32_to_cpu(seg.num_sectors) > max_sectors ||
-		    !vhost_blk_range_ok(bdev, le64_to_cpu(seg.sector),
-					le32_to_cpu(seg.num_sectors)))
+		if (le32_to_cpu(segs[i].num_sectors) > max_sectors ||
+		    !vhost_blk_range_ok(bdev, le64_to_cpu(segs[i].sector),
+					le32_to_cpu(segs[i].num_sectors)))
 			return VIRTIO_BLK_S_IOERR;
 	}
 
 	for (i = 0; i < nseg; i++) {
-		if (copy_from_iter(&seg, sizeof(seg), data) != sizeof(seg) ||
-		    vhost_blk_range_issue(bdev, type, le64_to_cpu(seg.sector),
-					  le32_to_cpu(seg.num_sectors),
-					  le32_to_cpu(seg.flags), &bio)) {
+		sector = le64_to_cpu(segs[i].sector);
+		nr = le32_to_cpu(segs[i].num_sectors);
+		flags = le32_to_cpu(segs[i].flags);
+		if (!nr)
+			continue;
+		if (type == VIRTIO_BLK_T_WRITE_ZEROES) {
+			if (blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
+						 flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ?
+						 0 : BLKDEV_ZERO_NOUNMAP))
+				req->status = VIRTIO_BLK_S_IOERR;
+			continue;
+		}
+		if (vhost_blk_range_issue(be, type, sector, nr, &bio)) {
 			/* Bios already issued still complete the request. */
 			req->status = VIRTIO_BLK_S_IOERR;
 			break;
@@ -363,11 +379,16 @@ static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *b
 /* Takes the status byte off the end of the device-writable buffers. */
 static u8 __user *vhost_blk_take_status(struct iovec *iov, unsigned int *nr)
 {
+	u8 __user *status;
+
 	while (*nr && !iov[*nr - 1].iov_len)
 		--*nr;
 	if (!*nr)
 		return NULL;
-	return (u8 __user *)iov[*nr - 1].iov_base + --iov[*nr - 1].iov_len;
+	status = (u8 __user *)iov[*nr - 1].iov_base + --iov[*nr - 1].iov_len;
+	if (!iov[*nr - 1].iov_len)
+		--*nr;
+	return status;
 }
 
 /**
@@ -400,6 +421,7 @@ static size_t vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	u32 type;
 
 	atomic_inc(&bvq->inflight);
+	req->busy = true;
 	req->head = head;
 	req->status = VIRTIO_BLK_S_OK;
 	req->to_guest = false;
@@ -417,7 +439,7 @@ static size_t vhost_blk_req_start(struct vhost_blk_vq *bvq,
 		goto done;
 	}
 	if (log) {
-		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL);
+		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL_ACCOUNT);
 		if (!req->log) {
 			status = VIRTIO_BLK_S_IOERR;
 			goto answer;
@@ -524,6 +546,12 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			}
 			break;
 		}
+		/* A head is the driver's until the device returns it. */
+		if (unlikely(bvq->reqs[head].busy)) {
+			vq_err(vq, "vhost-blk: head %d is already in flight\n", head);
+			vhost_discard_vq_desc(vq, 1);
+			break;
+		}
 		total += vhost_blk_req_start(bvq, be, head, out, in, log, log_num);
 	} while (!vhost_exceeds_weight(vq, ++count, total));
 	blk_finish_plug(&plug);
@@ -537,6 +565,7 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	u32 len = 0;
 
+	req->busy = false;
 	if (req->nvecs)
 		vhost_blk_release_pages(req);
 	if (req->status_addr) {

@@ -38,6 +38,8 @@ struct vhost_blk_backend {
  * @bvq: the queue the request came from
  * @head: its descriptor head, also its index in @bvq->reqs
  * @status: the virtio-blk status to report (VIRTIO_BLK_S_*)
+ * @busy: taken from the avail ring and not yet finished; a driver that
+ *        offers the head again before that has its queue stopped
  * @to_guest: the device writes guest memory (IN): pages become dirty
  * @bounced: @bvecs hold bounce pages owned by the request, not guest pages
  * @status_addr: where the status byte goes, in the owner's address space;
@@ -64,6 +66,7 @@ struct vhost_blk_req {
 	struct vhost_blk_vq *bvq;
 	u16 head;
 	u8 status;
+	bool busy;
 	bool to_guest;
 	bool bounced;
 	u8 __user *status_addr;
@@ -128,6 +131,7 @@ struct vhost_blk_backend *vhost_blk_backend_open(int fd);
 void vhost_blk_backend_close(struct vhost_blk_backend *be);
 bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be);
 unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be);
+unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backend *be);
 u64 vhost_blk_backend_features(const struct vhost_blk_backend *be);
 void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 			      struct virtio_blk_config *config);

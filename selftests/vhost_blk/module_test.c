@@ -177,7 +177,16 @@ TEST_F(device, set_features_accepts_offered_subset)
 	uint64_t features = (1ULL << VIRTIO_F_VERSION_1) |
 			    (1ULL << VIRTIO_RING_F_EVENT_IDX);
 
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
 	EXPECT_EQ(0, ioctl(self->fd, VHOST_SET_FEATURES, &features));
+}
+
+TEST_F(device, set_features_before_set_owner_fails_eperm)
+{
+	uint64_t features = 1ULL << VIRTIO_F_VERSION_1;
+
+	EXPECT_EQ(-1, ioctl(self->fd, VHOST_SET_FEATURES, &features));
+	EXPECT_EQ(EPERM, errno);
 }
 
 TEST_F(device, set_features_rejects_feature_not_offered)
