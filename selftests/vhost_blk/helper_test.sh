@@ -41,8 +41,38 @@ check_err() {
 	fi
 }
 
+# A loop device over a sparse file, for check and serve: 64 MiB.
+[ -e /dev/loop-control ] || modprobe loop
+loop_file=$(mktemp /tmp/helper_test.XXXXXX)
+truncate -s 64M "$loop_file"
+loop_rw=$(losetup -f --show "$loop_file")
+loop_ro=$(losetup -f --show -r "$loop_file")
+links=$(mktemp -d /tmp/helper_test.XXXXXX)
+ln -s "$helper" "$links/vhost-user-blk-vhostblk"
+cleanup() {
+	[ -n "${mounted:-}" ] && umount "/lib/modules/$(uname -r)" 2>/dev/null
+	losetup -d "$loop_rw" "$loop_ro" 2>/dev/null
+	rm -rf "$loop_file" "$links"
+}
+trap cleanup EXIT
+
+# A serve that wrongly starts serving is ended by timeout (status 124).
+caps='^\{"type": "block", "features": \["blk-file", "read-only"\]\}$'
+xml=$'<!-- in <domain>: guest memory the back-end can map -->
+<memoryBacking>
+  <source type=\'memfd\'/>
+  <access mode=\'shared\'/>
+</memoryBacking>
+<!-- in <devices> -->
+<disk type=\'vhostuser\' device=\'disk\'>
+  <driver name=\'qemu\' type=\'raw\' queues=\'4\'/>
+  <source type=\'unix\' path=\'/run/vb/a&amp;b.sock\'>
+    <reconnect enabled=\'yes\' timeout=\'10\'/>
+  </source>
+  <target dev=\'vdc\' bus=\'virtio\'/>
+</disk>'
+
 echo "TAP version 13"
-echo "1..7"
 check "version names the ABI" 0 '^vhostblk-setup [0-9.]+ \(ABI [0-9]+\)$' "$helper" --version
 check "help lists the commands" 0 'info' "$helper" --help
 check "info reports ABI version and features" 0 \
@@ -53,4 +83,139 @@ check "info --json is one object with the same" 0 \
 check "no command is a usage error" 2 '' "$helper"
 check_err "unknown command is a usage error naming it" "unknown command 'frobnicate'" "$helper" frobnicate
 check_err "unexpected argument is named" "unexpected argument 'extra'" "$helper" info extra
+
+for cmd in info check serve qemu-args libvirt-xml; do
+	check "$cmd --help shows its usage" 0 "^Usage: vhostblk-setup $cmd" "$helper" "$cmd" --help
+done
+check "help lists every command" 0 'check.*serve.*qemu-args.*libvirt-xml' "$helper" --help
+
+check "check passes with the module loaded" 0 \
+	$'^ok   module vhost_blk: loaded\nok   /dev/vhost-blk: accessible, ABI version 1$' "$helper" check
+check "check --backend reports a writable block device" 0 \
+	"ok   $loop_rw: block device, 67108864 bytes, writable\$" "$helper" check --backend "$loop_rw"
+check "check --backend reports a read-only one" 0 \
+	"ok   $loop_ro: block device, 67108864 bytes, read-only: serve it with --read-only\$" \
+	"$helper" check --backend "$loop_ro"
+check "check --backend fails on a character device" 1 \
+	'FAIL /dev/null: not a block device$' "$helper" check --backend /dev/null
+check "check --backend fails on a missing path" 1 \
+	'FAIL /nonexistent: No such file or directory$' "$helper" check --backend /nonexistent
+check_err "check takes no argument" "unexpected argument 'x'" "$helper" check x
+
+check "qemu-args prints shared memory, a reconnecting chardev and the device" 0 \
+	'^-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem -chardev socket,id=vhostblk0,path=/run/vb/sdb.sock,reconnect=1 -device vhost-user-blk-pci,id=vhostblk0,chardev=vhostblk0,num-queues=1$' \
+	"$helper" qemu-args --socket /run/vb/sdb.sock
+check "qemu-args takes --num-queues, --mem and --id, doubles commas" 0 \
+	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect=1 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
+	"$helper" qemu-args --socket /run/a,b.sock --num-queues 4 --mem 4G --id d1
+check_err "qemu-args needs --socket" "qemu-args: --socket is required" "$helper" qemu-args
+check_err "qemu-args refuses 17 queues" "qemu-args: --num-queues: '17' is not a number in 1..16" \
+	"$helper" qemu-args --socket /s --num-queues 17
+check_err "qemu-args refuses a bad size" "qemu-args: --mem: 'lots' is not a size" \
+	"$helper" qemu-args --socket /s --mem lots
+
+check "libvirt-xml prints memoryBacking and the vhostuser disk" 0 "^$xml\$" \
+	"$helper" libvirt-xml --socket '/run/vb/a&b.sock' --target vdc --num-queues 4
+check "libvirt-xml defaults to vdb and one queue" 0 \
+	$'<driver name=\'qemu\' type=\'raw\'/>\n.*<target dev=\'vdb\' bus=\'virtio\'/>' \
+	"$helper" libvirt-xml --socket /s
+check_err "libvirt-xml refuses a non-virtio target" "libvirt-xml: --target: 'sda' is not a virtio disk name" \
+	"$helper" libvirt-xml --socket /s --target sda
+check_err "libvirt-xml needs --socket" "libvirt-xml: --socket is required" "$helper" libvirt-xml
+
+check "serve --print-capabilities prints the vhost-user JSON" 0 "$caps" \
+	"$helper" serve --print-capabilities
+check "a vhost-user-blk-* link is the back-end program" 0 "$caps" \
+	"$links/vhost-user-blk-vhostblk" --print-capabilities
+check_err "serve needs a backend" "serve: --backend \(or --blk-file\) is required" \
+	"$helper" serve --socket /tmp/x.sock
+check_err "serve needs one of --socket and --fd" "serve: give one of --socket" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --fd 3
+check_err "serve refuses a serial longer than 20" "serve: --serial: '123456789012345678901' is longer than 20" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --serial 123456789012345678901
+check_err "serve refuses a queue size that is not a power of 2" "serve: --queue-size: 100 is not a power of 2" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --queue-size 100
+check_err "serve fails on a non-block backend" "^vhostblk-setup: /dev/null: not a block device$" \
+	timeout 10 "$helper" serve --backend /dev/null --socket /tmp/x.sock
+check_err "serve fails on a read-only device without --read-only" \
+	"^vhostblk-setup: $loop_ro: .*serve a read-only device with --read-only" \
+	timeout 10 "$helper" serve --backend "$loop_ro" --socket /tmp/x.sock
+check_err "serve --fd needs a listening socket" "^vhostblk-setup: fd 0: not a listening stream socket$" \
+	timeout 10 "$helper" serve --blk-file "$loop_rw" --fd 0
+check_err "serve will not replace a file that is not a socket" \
+	"^vhostblk-setup: $loop_file: exists and is not a socket$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$loop_file"
+# serve --fd: a listening socket inherited from the parent (as a service
+# manager passes one), answering GET_FEATURES with the protocol-features bit.
+fdsock=$links/fd.sock
+python3 -c '
+import os, socket, sys
+helper, dev, path = sys.argv[1:]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(1)
+os.set_inheritable(s.fileno(), True)
+os.execv(helper, [helper, "serve", "--blk-file=" + dev, "--fd=%d" % s.fileno()])
+' "$helper" "$loop_rw" "$fdsock" 2>/dev/null &
+fd_pid=$!
+for _ in $(seq 100); do [ -S "$fdsock" ] && break; sleep 0.1; done
+check "serve --fd serves an inherited socket" 0 '^features ok$' python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<III", 1, 1, 0))
+data = b""
+while len(data) < 20:
+    data += s.recv(20 - len(data))
+req, flags, size, features = struct.unpack("<IIIQ", data)
+ok = req == 1 and flags == 5 and size == 8 and features & (1 << 30)
+print("features ok" if ok else "bad reply %r" % data)
+' "$fdsock"
+kill -TERM "$fd_pid" 2>/dev/null
+wait "$fd_pid"
+check "serve exits with 0 on SIGTERM" 0 '' test "$?" -eq 0
+
+# Loading the module on demand (libkmod): a module tree with the vhost core
+# and the vhost_blk.ko under test, mounted over the running kernel's while
+# the module is unloaded; then without it, the message when it cannot load.
+kver=$(uname -r)
+modtree=$(mktemp -d /tmp/helper_test.XXXXXX)
+moddir=$modtree/lib/modules/$kver
+sock=$modtree/serve.sock
+mkdir -p "$moddir/extra"
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+	[ -e "/lib/modules/$kver/$f" ] && cp "/lib/modules/$kver/$f" "$moddir/"
+done
+modprobe --show-depends vhost | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
+	mkdir -p "$moddir/$(dirname "${ko#/lib/modules/$kver/}")"
+	cp "$ko" "$moddir/${ko#/lib/modules/$kver/}"
+done
+cp "${VHOST_BLK_KO:-kernel/vhost_blk.ko}" "$moddir/extra/"
+depmod -b "$modtree" "$kver" && mount --bind "$moddir" "/lib/modules/$kver" && mounted=1
+rmmod vhost_blk
+check "check says serve loads the module" 0 \
+	"ok   module vhost_blk: not loaded; serve loads /lib/modules/$kver/extra/vhost_blk.ko" \
+	"$helper" check
+timeout 20 "$helper" serve --backend "$loop_rw" --socket "$sock" 2>/dev/null &
+serve_pid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+check "serve loads the module when /dev/vhost-blk is missing" 0 '' \
+	test -S "$sock" -a -d /sys/module/vhost_blk -a -c /dev/vhost-blk
+kill -TERM "$serve_pid" 2>/dev/null
+wait "$serve_pid"
+[ -n "${mounted:-}" ] && umount "/lib/modules/$kver" && mounted=
+rm -rf "$modtree"
+rmmod vhost_blk
+check "check fails when the module is neither loaded nor installed" 1 \
+	'^FAIL module vhost_blk: not loaded and not installed for this kernel' "$helper" check
+check_err "serve says why when the module cannot be loaded" \
+	"^vhostblk-setup: /dev/vhost-blk: module vhost_blk not found for the running kernel: No such file or directory$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket /tmp/x.sock
+# Loaded again for the suites after this one.
+insmod "${VHOST_BLK_KO:-kernel/vhost_blk.ko}"
+check "vhost_blk.ko is loaded again" 0 '' test -c /dev/vhost-blk
+
+# The plan last: TAP allows it, and the count is known only now.
+echo "1..$n"
 exit $((failed > 0))

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhostblk-setup's commands and what they share: exit codes and option
+ * parsing helpers. Each cmd_*() parses its own options (getopt_long with
+ * optind reset) and returns the exit status.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+
+#define HELPER_NAME	"vhostblk-setup"
+#define HELPER_VERSION	"0.2"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Option values are parsed into these; a bad value is a usage error. */
+int parse_uint(const char *cmd, const char *opt, const char *arg,
+	       unsigned int min, unsigned int max, unsigned int *val);
+/* Reports an unexpected argument after the options; EXIT_USAGE. */
+int unexpected_arg(const char *cmd, const char *arg);
+/* Reports a usage error of @cmd; EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+int cmd_info(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+/* @prog: the name to show in help, the command or a vhost-user binary. */
+int cmd_serve(const char *prog, int argc, char **argv);
+int cmd_qemu_args(int argc, char **argv);
+int cmd_libvirt_xml(int argc, char **argv);
+
+#endif /* CLI_H */

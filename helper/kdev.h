@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * /dev/vhost-blk: opening it (loading the vhost_blk module with libkmod when
+ * the node is missing) and querying it. Functions return 0 (or a descriptor)
+ * or a negative errno, and set *why to a short reason; none prints.
+ */
+#ifndef KDEV_H
+#define KDEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KDEV_PATH	"/dev/vhost-blk"
+#define KDEV_MODULE	"vhost_blk"
+
+enum kdev_module_state {
+	KDEV_MODULE_LOADED,	/* in the kernel (or built in) */
+	KDEV_MODULE_LOADABLE,	/* found by modprobe's lookup */
+	KDEV_MODULE_MISSING,	/* neither */
+};
+
+/* Where the module stands; @path (may be NULL) gets its file if loadable. */
+enum kdev_module_state kdev_module_state(char *path, size_t len);
+
+/* Loads vhost_blk and what it depends on, as modprobe would. */
+int kdev_load_module(const char **why);
+
+/*
+ * Opens KDEV_PATH read-write (O_CLOEXEC), loading the module first when the
+ * node does not exist. A descriptor, or a negative errno with *why.
+ */
+int kdev_open(const char **why);
+
+struct kdev_info {
+	uint32_t abi_version;
+	uint64_t features;
+};
+
+/* The loaded module's ABI version and a new device's features. */
+int kdev_read_info(struct kdev_info *info, const char **why);
+
+#endif /* KDEV_H */

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhostblk-setup: set up /dev/vhost-blk devices for QEMU.
+ *
+ * Commands:
+ *   info         the loaded module's ABI version and offered features
+ *   check        what is missing to serve a disk
+ *   serve        a vhost-user-blk back-end whose data path is in the kernel
+ *   qemu-args    QEMU options for a served disk
+ *   libvirt-xml  libvirt domain XML for a served disk
+ *
+ * Invoked under a name starting with "vhost-user-blk" (a link), the program
+ * is a vhost-user back-end program: the options of `serve` directly, with
+ * the conventions --socket-path, --fd, --blk-file, --read-only and
+ * --print-capabilities.
+ *
+ * Exit status: 0 success, 1 the operation failed, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/vhost_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "cli.h"
+#include "kdev.h"
+#include "serve.h"
+
+/* Names under which the program is the vhost-user back-end itself. */
+#define VHOST_USER_PREFIX	"vhost-user-blk"
+
+int parse_uint(const char *cmd, const char *opt, const char *arg,
+	       unsigned int min, unsigned int max, unsigned int *val)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
+		fprintf(stderr, HELPER_NAME " %s: %s: '%s' is not a number in %u..%u\n",
+			cmd, opt, arg, min, max);
+		return -1;
+	}
+	*val = v;
+	return 0;
+}
+
+int unexpected_arg(const char *cmd, const char *arg)
+{
+	fprintf(stderr, HELPER_NAME " %s: unexpected argument '%s'\n", cmd, arg);
+	return EXIT_USAGE;
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, HELPER_NAME " %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------
+ * info
+ */
+
+struct feature_name {
+	unsigned int bit;
+	const char *name;
+};
+
+/* In bit order. */
+static const struct feature_name feature_names[] = {
+	{ VIRTIO_BLK_F_SIZE_MAX, "size_max" },
+	{ VIRTIO_BLK_F_SEG_MAX, "seg_max" },
+	{ VIRTIO_BLK_F_RO, "ro" },
+	{ VIRTIO_BLK_F_BLK_SIZE, "blk_size" },
+	{ VIRTIO_BLK_F_FLUSH, "flush" },
+	{ VIRTIO_BLK_F_TOPOLOGY, "topology" },
+	{ VIRTIO_BLK_F_MQ, "mq" },
+	{ VIRTIO_BLK_F_DISCARD, "discard" },
+	{ VIRTIO_BLK_F_WRITE_ZEROES, "write_zeroes" },
+	{ VIRTIO_BLK_F_SECURE_ERASE, "secure_erase" },
+	{ VHOST_F_LOG_ALL, "log_all" },
+	{ VIRTIO_RING_F_INDIRECT_DESC, "indirect_desc" },
+	{ VIRTIO_RING_F_EVENT_IDX, "event_idx" },
+	{ VIRTIO_F_VERSION_1, "version_1" },
+};
+
+static void print_info(const struct kdev_info *info, bool json)
+{
+	const char *sep = "";
+	size_t i;
+
+	if (json)
+		printf("{\"abi_version\": %" PRIu32 ", \"features\": [", info->abi_version);
+	else
+		printf("abi_version %" PRIu32 "\nfeatures", info->abi_version);
+	for (i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
+		if (!(info->features & (1ULL << feature_names[i].bit)))
+			continue;
+		printf(json ? "%s\"%s\"" : "%s %s", sep, feature_names[i].name);
+		if (json)
+			sep = ", ";
+	}
+	printf(json ? "]}\n" : "\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kdev_info info;
+	const char *why;
+	bool json = false;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("Usage: " HELPER_NAME " info [--json]\n"
+			       "\n"
+			       "Show the ABI version of the loaded vhost_blk module and the\n"
+			       "virtio features its devices offer (--json: one JSON object).\n");
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		return unexpected_arg("info", argv[optind]);
+	ret = kdev_read_info(&info, &why);
+	if (ret) {
+		fprintf(stderr, HELPER_NAME ": %s: %s: %s\n", KDEV_PATH, why,
+			strerror(-ret));
+		return EXIT_FAIL;
+	}
+	print_info(&info, json);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * serve
+ */
+
+static void serve_usage(const char *prog)
+{
+	printf("Usage: %s --backend DEV (--socket PATH | --fd N) [OPTIONS]\n"
+	       "\n"
+	       "Serve the block device DEV as a vhost-user-blk back-end (for QEMU's\n"
+	       "vhost-user-blk-pci), one front-end at a time; the requests are served\n"
+	       "by the kernel (/dev/vhost-blk). Stops on SIGTERM or SIGINT.\n"
+	       "\n"
+	       "Options:\n"
+	       "  --backend DEV            block device to serve (also --blk-file=DEV)\n"
+	       "  --socket PATH            unix socket to create and listen on\n"
+	       "                           (also --socket-path=PATH)\n"
+	       "  --fd N                   listen on the inherited socket N instead\n"
+	       "  --num-queues N           virtqueues offered, 1..%d (default 1)\n"
+	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
+	       "                           up to %d (default %d)\n"
+	       "  --read-only              serve read-only (DEV is opened read-only)\n"
+	       "  --serial S               serial number the guest reads, up to %d\n"
+	       "                           characters\n"
+	       "  --print-capabilities     print the vhost-user capabilities and exit\n"
+	       "  -h, --help               this text\n",
+	       prog, VHOST_BLK_MAX_QUEUES, SERVE_MAX_QUEUE_SIZE,
+	       SERVE_DEFAULT_QUEUE_SIZE, VIRTIO_BLK_ID_BYTES);
+}
+
+int cmd_serve(const char *prog, int argc, char **argv)
+{
+	enum { OPT_BACKEND = 256, OPT_SOCKET, OPT_FD, OPT_QUEUES, OPT_QSIZE,
+	       OPT_RO, OPT_SERIAL, OPT_CAPS };
+	static const struct option opts[] = {
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "blk-file", required_argument, NULL, OPT_BACKEND },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "socket-path", required_argument, NULL, OPT_SOCKET },
+		{ "fd", required_argument, NULL, OPT_FD },
+		{ "num-queues", required_argument, NULL, OPT_QUEUES },
+		{ "queue-size", required_argument, NULL, OPT_QSIZE },
+		{ "read-only", no_argument, NULL, OPT_RO },
+		{ "serial", required_argument, NULL, OPT_SERIAL },
+		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct serve_opts o = {
+		.listen_fd = -1,
+		.num_queues = 1,
+		.queue_size = SERVE_DEFAULT_QUEUE_SIZE,
+	};
+	unsigned int fd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_BACKEND:
+			o.backend = optarg;
+			break;
+		case OPT_SOCKET:
+			o.socket = optarg;
+			break;
+		case OPT_FD:
+			if (parse_uint("serve", "--fd", optarg, 0, 1 << 30, &fd))
+				return EXIT_USAGE;
+			o.listen_fd = fd;
+			break;
+		case OPT_QUEUES:
+			if (parse_uint("serve", "--num-queues", optarg, 1,
+				       VHOST_BLK_MAX_QUEUES, &o.num_queues))
+				return EXIT_USAGE;
+			break;
+		case OPT_QSIZE:
+			if (parse_uint("serve", "--queue-size", optarg, 1,
+				       SERVE_MAX_QUEUE_SIZE, &o.queue_size))
+				return EXIT_USAGE;
+			if (o.queue_size & (o.queue_size - 1))
+				return usage_error("serve", "--queue-size: %u is not a power of 2",
+						   o.queue_size);
+			break;
+		case OPT_RO:
+			o.read_only = true;
+			break;
+		case OPT_SERIAL:
+			if (strlen(optarg) > VIRTIO_BLK_ID_BYTES)
+				return usage_error("serve", "--serial: '%s' is longer than %d characters",
+						   optarg, VIRTIO_BLK_ID_BYTES);
+			o.serial = optarg;
+			break;
+		case OPT_CAPS:
+			printf("{\"type\": \"block\", \"features\": [\"blk-file\", \"read-only\"]}\n");
+			return EXIT_OK;
+		case 'h':
+			serve_usage(prog);
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		return unexpected_arg("serve", argv[optind]);
+	if (!o.backend)
+		return usage_error("serve", "--backend (or --blk-file) is required");
+	if (!o.socket == (o.listen_fd < 0))
+		return usage_error("serve", "give one of --socket (--socket-path) and --fd");
+	return serve_run(&o);
+}
+
+/* ------------------------------------------------------------------------
+ * Dispatch
+ */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: " HELPER_NAME " [--help] [--version] COMMAND [OPTIONS]\n"
+		"\n"
+		"Commands:\n"
+		"  info [--json]         show the ABI version and features of " KDEV_PATH "\n"
+		"  check [--backend DEV] tell what is missing to serve a disk\n"
+		"  serve --backend DEV --socket PATH [--num-queues N] [--queue-size N]\n"
+		"        [--read-only] [--serial S]\n"
+		"                        serve DEV to QEMU as a vhost-user-blk back-end\n"
+		"  qemu-args --socket PATH [--num-queues N] [--mem SIZE] [--id ID]\n"
+		"                        print the QEMU options for a disk served at PATH\n"
+		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
+		"                        print the libvirt domain XML for it\n"
+		"\n"
+		"'" HELPER_NAME " COMMAND --help' describes a command's options.\n"
+		"Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *prog = argc ? base_name(argv[0]) : HELPER_NAME;
+	int c;
+
+	if (!strncmp(prog, VHOST_USER_PREFIX, strlen(VHOST_USER_PREFIX)))
+		return cmd_serve(prog, argc, argv);
+
+	/* Options before the command only; the command parses the rest. */
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf(HELPER_NAME " %s (ABI %d)\n", HELPER_VERSION,
+			       VHOST_BLK_ABI_VERSION);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argv += optind;
+	argc -= optind;
+	optind = 1;
+	if (!strcmp(argv[0], "info"))
+		return cmd_info(argc, argv);
+	if (!strcmp(argv[0], "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(argv[0], "serve"))
+		return cmd_serve(HELPER_NAME " serve", argc, argv);
+	if (!strcmp(argv[0], "qemu-args"))
+		return cmd_qemu_args(argc, argv);
+	if (!strcmp(argv[0], "libvirt-xml"))
+		return cmd_libvirt_xml(argc, argv);
+	fprintf(stderr, HELPER_NAME ": unknown command '%s'; see --help\n", argv[0]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,951 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `vhostblk-setup serve`, the vhost-user-blk back-end, driven by a front-end
+ * that negotiates as QEMU 7.2's vhost-user-blk does (vu.h) and then drives
+ * the rings itself (vblk.h): config, data through every queue, read-only
+ * and serial, stopping (GET_VRING_BASE), reconnecting, restarting the
+ * helper under a running guest, SIGTERM, the helper staying idle while the
+ * kernel serves the I/O, and bad input of every kind.
+ *
+ * Needs root, the vhost_blk module loaded, null_blk and brd, and
+ * VHOSTBLK_SETUP, the helper binary under test.
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "vblk.h"
+#include "vu.h"
+
+#define KiB		1024UL
+#define BIT(n)		(1ULL << (n))
+#define LOG_SIZE	16384
+#define WAIT_MS		3000
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Open descriptors of process @pid. */
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Waits for the server's log to contain @needle. */
+static bool log_has(struct vu_server *srv, const char *needle)
+{
+	static char buf[LOG_SIZE];
+	int waited;
+
+	for (waited = 0; waited < WAIT_MS; waited += 10) {
+		if (strstr(vu_server_log(srv, buf, sizeof(buf)), needle))
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+/* Waits for the server to have @n descriptors open again. */
+static int fd_count_settles(pid_t pid, int n)
+{
+	int waited, now = fd_count(pid);
+
+	for (waited = 0; now != n && waited < WAIT_MS; waited += 10) {
+		sleep_ms(10);
+		now = fd_count(pid);
+	}
+	return now;
+}
+
+/* The kernel's own config and features for @be, from a device of ours. */
+static int kernel_view(const struct vblk_backend *be,
+		       struct virtio_blk_config *cfg, uint64_t *features)
+{
+	struct vblk_dev dev;
+	int fd, ret;
+
+	ret = vblk_dev_open(&dev);
+	if (ret)
+		return ret;
+	ret = ioctl(dev.fd, VHOST_SET_OWNER) ? -errno : 0;
+	fd = ret ? -1 : vblk_backend_open(be, O_RDWR);
+	if (!ret && fd < 0)
+		ret = fd;
+	if (!ret)
+		ret = vblk_dev_set_backend(&dev, fd);
+	if (fd >= 0)
+		close(fd);
+	if (!ret)
+		ret = vblk_dev_get_config(&dev, cfg);
+	if (!ret)
+		ret = vblk_dev_get_features(&dev, features);
+	vblk_dev_close(&dev);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * A served disk
+ */
+
+FIXTURE(serve) {
+	struct vblk_backend be;
+	struct vu_server srv;
+	struct vu_frontend fe;
+	struct vu_opts opts;
+	int idle_fds;		/* the helper's descriptors between connections */
+};
+
+FIXTURE_VARIANT(serve) {
+	enum vblk_backend_kind kind;
+	unsigned int nqueues;
+	unsigned long completion_nsec;	/* null_blk: slow requests */
+	bool mem_table;		/* SET_MEM_TABLE instead of ADD_MEM_REG */
+	bool event_idx;
+};
+
+FIXTURE_VARIANT_ADD(serve, one_queue_null_blk_mem_slots) {
+	.kind = VBLK_BE_NULLB, .nqueues = 1, .completion_nsec = 200000,
+};
+
+FIXTURE_VARIANT_ADD(serve, two_queues_brd_mem_table_event_idx) {
+	.kind = VBLK_BE_BRD, .nqueues = 2, .mem_table = true,
+	.event_idx = true,
+};
+
+FIXTURE_SETUP(serve)
+{
+	struct vblk_backend_opts bo = {
+		.completion_nsec = variant->completion_nsec,
+	};
+	char nq[8];
+	const char *args[] = { "--num-queues", nq, NULL };
+	int ret;
+
+	self->fe.sock = -1;
+	snprintf(nq, sizeof(nq), "%u", variant->nqueues);
+	ret = vblk_backend_create(&self->be, variant->kind, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	if (ret)
+		vblk_backend_destroy(&self->be);
+	ASSERT_EQ(0, ret) TH_LOG("starting %s serve: %s",
+				 getenv("VHOSTBLK_SETUP"), strerror(-ret));
+	self->opts.vblk.nqueues = variant->nqueues;
+	self->opts.vblk.features = variant->event_idx ?
+				   BIT(VIRTIO_RING_F_EVENT_IDX) : 0;
+	self->opts.mem_table = variant->mem_table;
+	self->idle_fds = fd_count(self->srv.pid);
+}
+
+FIXTURE_TEARDOWN(serve)
+{
+	char cg[128];
+
+	vu_frontend_close(&self->fe);
+	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	if (!_metadata->passed) {
+		static char log[LOG_SIZE];
+
+		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+	}
+	/* The io.max test's cgroup, if it ended early. */
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/vhostblk-test-%d", (int)getpid());
+	rmdir(cg);
+	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+}
+
+static void open_frontend(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(serve) *self)
+{
+	int ret = vu_frontend_open(&self->fe, self->srv.sock, &self->opts);
+
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+}
+
+/* Writes a pattern through queue @qw, reads it back through @qr. */
+static void round_trip(struct __test_metadata *_metadata,
+		       struct vu_frontend *fe, const struct vblk_backend *be,
+		       unsigned int qw, unsigned int qr, uint64_t sector,
+		       uint64_t seed)
+{
+	struct vblk_mem_mark mark = vblk_mem_mark(&fe->dev.mem);
+	struct vblk_buf out, in;
+	void *disk;
+
+	ASSERT_EQ(0, vblk_mem_alloc(&fe->dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &out));
+	ASSERT_EQ(0, vblk_mem_alloc(&fe->dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &in));
+	vblk_pattern_fill(out.hva, out.len, seed);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(&fe->dev.queues[qw], sector, &out));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&fe->dev.queues[qr], sector, &in));
+	EXPECT_EQ(-1, vblk_pattern_check(in.hva, in.len, seed))
+		TH_LOG("queue %u -> %u, sector %llu", qw, qr,
+		       (unsigned long long)sector);
+	/* And it is on the disk itself. */
+	disk = malloc(64 * KiB);
+	ASSERT_NE(NULL, disk);
+	ASSERT_EQ(0, vblk_backend_pread(be, disk, 64 * KiB,
+					sector * VBLK_SECTOR_SIZE));
+	EXPECT_EQ(-1, vblk_pattern_check(disk, 64 * KiB, seed));
+	free(disk);
+	vblk_mem_release(&fe->dev.mem, mark);
+}
+
+/* A new front-end still gets served, and the helper leaked nothing. */
+static void still_serves(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(serve) *self)
+{
+	vu_frontend_close(&self->fe);
+	EXPECT_EQ(self->idle_fds, fd_count_settles(self->srv.pid, self->idle_fds));
+	open_frontend(_metadata, self);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 2048, 99);
+	vu_frontend_close(&self->fe);
+	EXPECT_EQ(self->idle_fds, fd_count_settles(self->srv.pid, self->idle_fds));
+}
+
+TEST_F(serve, config_matches_the_kernels_with_num_queues)
+{
+	struct virtio_blk_config kcfg, *cfg = &self->fe.config;
+	size_t qemu_len = offsetof(struct virtio_blk_config,
+				   max_secure_erase_sectors);
+	uint64_t kfeatures;
+	int ret;
+
+	ret = kernel_view(&self->be, &kcfg, &kfeatures);
+	ASSERT_EQ(0, ret) TH_LOG("kernel view: %s", strerror(-ret));
+	open_frontend(_metadata, self);
+
+	EXPECT_EQ(self->be.size / VBLK_SECTOR_SIZE, le64toh(cfg->capacity));
+	EXPECT_EQ(le32toh(kcfg.blk_size), le32toh(cfg->blk_size));
+	EXPECT_EQ(variant->nqueues, le16toh(cfg->num_queues));
+	EXPECT_EQ(variant->nqueues, self->fe.queue_num);
+	/* Every other byte is the kernel's. */
+	kcfg.num_queues = cfg->num_queues;
+	EXPECT_EQ(-1, vblk_mem_diff(&kcfg, cfg, qemu_len));
+	EXPECT_EQ(kfeatures | BIT(VHOST_USER_F_PROTOCOL_FEATURES),
+		  self->fe.device_features);
+	EXPECT_EQ(BIT(VHOST_USER_PROTOCOL_F_MQ) |
+		  BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
+		  BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+		  BIT(VHOST_USER_PROTOCOL_F_CONFIG) |
+		  BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
+		  (variant->mem_table ? 0 :
+		   BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)),
+		  self->fe.protocol_features);
+}
+
+TEST_F(serve, config_at_an_offset_and_beyond_the_end)
+{
+	struct vu_config_msg c = { .offset = 8, .size = 8 };
+	struct virtio_blk_config kcfg;
+	uint64_t kfeatures;
+	int ret;
+
+	ASSERT_EQ(0, kernel_view(&self->be, &kcfg, &kfeatures));
+	open_frontend(_metadata, self);
+	/* size_max and seg_max. */
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c, 12 + 8,
+			     NULL, 0));
+	ret = vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c, sizeof(c),
+			    WAIT_MS);
+	ASSERT_EQ(12 + 8, ret);
+	EXPECT_EQ(0, memcmp(c.data, (uint8_t *)&kcfg + 8, 8));
+	/* Past the end: an empty reply is the error. */
+	c = (struct vu_config_msg){ .offset = 70, .size = 8 };
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c, 12 + 8,
+			     NULL, 0));
+	EXPECT_EQ(0, vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c,
+				   sizeof(c), WAIT_MS));
+	EXPECT_TRUE(log_has(&self->srv, "GET_CONFIG: offset 70 size 8 beyond"));
+	/* The config is not writable. */
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(self->fe.sock, VHOST_USER_SET_CONFIG,
+					  &c, 12 + 8, NULL, 0));
+	/* And the connection goes on. */
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 5);
+}
+
+TEST_F(serve, writes_read_back_through_every_queue)
+{
+	unsigned int q, n = variant->nqueues;
+
+	open_frontend(_metadata, self);
+	for (q = 0; q < n; q++) {
+		round_trip(_metadata, &self->fe, &self->be, q, (q + 1) % n,
+			   q * 1024, q + 1);
+		round_trip(_metadata, &self->fe, &self->be, q, q,
+			   self->be.size / VBLK_SECTOR_SIZE - 128, q + 10);
+	}
+	/* Flush and GET_ID answer too. */
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_flush(&self->fe.dev.queues[n - 1]));
+}
+
+/* Submits @n 4 KiB writes of pattern @seed on queue @q at @sector on. */
+static void submit_writes(struct __test_metadata *_metadata,
+			  struct vu_frontend *fe, unsigned int q,
+			  struct vblk_req *reqs, struct vblk_buf *bufs,
+			  unsigned int n, uint64_t sector, uint64_t seed)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, vblk_mem_alloc(&fe->dev.mem, 4 * KiB, VBLK_PAGE_SIZE,
+					    &bufs[i]));
+		vblk_pattern_fill(bufs[i].hva, bufs[i].len, seed + i);
+		vblk_req_init(&reqs[i], VIRTIO_BLK_T_OUT, sector + i * 8,
+			      &bufs[i], 1);
+		ASSERT_EQ(0, vblk_queue_add(&fe->dev.queues[q], &reqs[i]));
+	}
+	ASSERT_LE(0, vblk_queue_kick(&fe->dev.queues[q]));
+}
+
+/* Checks that the 4 KiB blocks from @sector hold the patterns from @seed. */
+static void check_disk(struct __test_metadata *_metadata,
+		       const struct vblk_backend *be, unsigned int n,
+		       uint64_t sector, uint64_t seed)
+{
+	uint8_t *disk = malloc(n * 4 * KiB);
+	unsigned int i;
+
+	ASSERT_NE(NULL, disk);
+	ASSERT_EQ(0, vblk_backend_pread(be, disk, n * 4 * KiB,
+					sector * VBLK_SECTOR_SIZE));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(-1, vblk_pattern_check(disk + i * 4 * KiB, 4 * KiB,
+						 seed + i)) TH_LOG("block %u", i);
+	free(disk);
+}
+
+/* Reaps what the device completed, checking each is OK. */
+static unsigned int reap_completed(struct __test_metadata *_metadata,
+				   struct vblk_queue *q)
+{
+	unsigned int n = 0;
+	struct vblk_req *done;
+
+	while (vblk_queue_used_pending(q)) {
+		EXPECT_EQ(0, vblk_reap(q, &done, WAIT_MS));
+		EXPECT_EQ(VIRTIO_BLK_S_OK, done->status);
+		n++;
+	}
+	return n;
+}
+
+TEST_F(serve, get_vring_base_drains_requests_in_flight)
+{
+	enum { N = 48 };
+	struct vblk_req reqs[VHOST_BLK_MAX_QUEUES][N];
+	struct vblk_buf bufs[VHOST_BLK_MAX_QUEUES][N];
+	uint16_t bases[VHOST_BLK_MAX_QUEUES];
+	unsigned int q, i, done[VHOST_BLK_MAX_QUEUES];
+
+	open_frontend(_metadata, self);
+	for (q = 0; q < variant->nqueues; q++)
+		submit_writes(_metadata, &self->fe, q, reqs[q], bufs[q], N,
+			      q * 4096, 100 * q);
+	/* At once, while the requests are in flight. */
+	ASSERT_EQ(0, vu_frontend_stop(&self->fe, bases));
+	for (q = 0; q < variant->nqueues; q++) {
+		struct vblk_queue *vq = &self->fe.dev.queues[q];
+
+		/* Every request the device took is in the used ring. */
+		EXPECT_LE(bases[q], N);
+		EXPECT_EQ(bases[q], vblk_queue_used_pending(vq));
+		done[q] = reap_completed(_metadata, vq);
+	}
+	/* Started again at the base, the device takes the others. */
+	ASSERT_EQ(0, vu_frontend_start(&self->fe));
+	for (q = 0; q < variant->nqueues; q++) {
+		for (i = 0; i < N; i++) {
+			ASSERT_EQ(0, vblk_wait(&self->fe.dev.queues[q], &reqs[q][i],
+					       WAIT_MS));
+			EXPECT_EQ(VIRTIO_BLK_S_OK, reqs[q][i].status);
+		}
+		check_disk(_metadata, &self->be, N, q * 4096, 100 * q);
+		TH_LOG("queue %u: %u of %d done at GET_VRING_BASE", q, done[q], N);
+	}
+}
+
+TEST_F(serve, start_again_after_get_vring_base_continues_at_the_base)
+{
+	uint16_t bases[VHOST_BLK_MAX_QUEUES];
+
+	open_frontend(_metadata, self);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 1);
+	ASSERT_EQ(0, vu_frontend_stop(&self->fe, bases));
+	EXPECT_EQ(2, bases[0]);
+	/* As QEMU after a guest reset without driver reload: same session. */
+	ASSERT_EQ(0, vu_frontend_start(&self->fe));
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 8, 2);
+}
+
+TEST_F(serve, reconnect_keeps_the_data)
+{
+	open_frontend(_metadata, self);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 512, 21);
+	vu_frontend_close(&self->fe);
+	EXPECT_TRUE(log_has(&self->srv, "front-end disconnected"));
+
+	open_frontend(_metadata, self);
+	{
+		struct vblk_buf in;
+
+		ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 64 * KiB,
+					    VBLK_PAGE_SIZE, &in));
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vblk_read(&self->fe.dev.queues[0], 512, &in));
+		EXPECT_EQ(-1, vblk_pattern_check(in.hva, in.len, 21));
+	}
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, helper_restart_resumes_the_rings_where_the_guest_left_them)
+{
+	enum { N = 32 };
+	struct vblk_req reqs[N];
+	struct vblk_buf bufs[N];
+	char nq[8];
+	const char *args[] = { "--num-queues", nq, NULL };
+	int status, i, ret;
+
+	snprintf(nq, sizeof(nq), "%u", variant->nqueues);
+	open_frontend(_metadata, self);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 3);
+	submit_writes(_metadata, &self->fe, 0, reqs, bufs, N, 8192, 300);
+	/* The helper goes away under the running guest... */
+	ASSERT_LE(0, vu_server_stop(&self->srv, SIGTERM, WAIT_MS, &status));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* ... and comes back; the front-end reconnects with the same rings. */
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	ASSERT_EQ(0, ret) TH_LOG("restart: %s", strerror(-ret));
+	self->idle_fds = fd_count(self->srv.pid);
+	ret = vu_frontend_reconnect(&self->fe, self->srv.sock);
+	ASSERT_EQ(0, ret) TH_LOG("reconnect: %s", strerror(-ret));
+	/* Nothing was lost: every write completed, none with an error. */
+	for (i = 0; i < N; i++) {
+		ASSERT_EQ(0, vblk_wait(&self->fe.dev.queues[0], &reqs[i], WAIT_MS));
+		EXPECT_EQ(VIRTIO_BLK_S_OK, reqs[i].status);
+	}
+	check_disk(_metadata, &self->be, N, 8192, 300);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 16, 4);
+}
+
+TEST_F(serve, sigterm_exits_quickly_with_status_0)
+{
+	enum { N = 32 };
+	struct vblk_req reqs[N], *done;
+	struct vblk_buf bufs[N];
+	struct vblk_queue *q;
+	uint8_t *disk = malloc(4 * KiB);
+	struct stat st;
+	int status, ms;
+
+	ASSERT_NE(NULL, disk);
+	open_frontend(_metadata, self);
+	q = &self->fe.dev.queues[0];
+	submit_writes(_metadata, &self->fe, 0, reqs, bufs, N, 0, 7);
+	ms = vu_server_stop(&self->srv, SIGTERM, 10000, &status);
+	ASSERT_LE(0, ms);
+	EXPECT_LT(ms, 2000);
+	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("status 0x%x", status);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_TRUE(log_has(&self->srv, "exiting"));
+	EXPECT_NE(0, stat(self->srv.sock, &st));
+	/* What the device took before it stopped is complete, and on disk. */
+	while (vblk_queue_used_pending(q)) {
+		unsigned int i;
+
+		ASSERT_EQ(0, vblk_reap(q, &done, WAIT_MS));
+		EXPECT_EQ(VIRTIO_BLK_S_OK, done->status);
+		i = done - reqs;
+		ASSERT_EQ(0, vblk_backend_pread(&self->be, disk, 4 * KiB,
+						i * 8 * VBLK_SECTOR_SIZE));
+		EXPECT_EQ(-1, vblk_pattern_check(disk, 4 * KiB, 7 + i));
+	}
+	free(disk);
+}
+
+TEST_F_TIMEOUT(serve, helper_cpu_time_stays_flat_while_the_kernel_serves, 120)
+{
+	enum { DEPTH = 16, TOTAL = 4000 };
+	struct vblk_queue *q;
+	struct vblk_req reqs[DEPTH], *done;
+	struct vblk_buf bufs[DEPTH];
+	uint64_t before, after;
+	unsigned int i, submitted = 0, completed = 0;
+
+	open_frontend(_metadata, self);
+	q = &self->fe.dev.queues[variant->nqueues - 1];
+	ASSERT_EQ(0, vu_server_cpu_ticks(&self->srv, &before));
+	for (i = 0; i < DEPTH; i++) {
+		ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 4 * KiB,
+					    VBLK_PAGE_SIZE, &bufs[i]));
+		vblk_req_init(&reqs[i], VIRTIO_BLK_T_IN, i * 8, &bufs[i], 1);
+		ASSERT_EQ(0, vblk_submit(q, &reqs[i]));
+		submitted++;
+	}
+	while (completed < TOTAL) {
+		ASSERT_EQ(0, vblk_reap(q, &done, WAIT_MS));
+		ASSERT_EQ(VIRTIO_BLK_S_OK, done->status);
+		completed++;
+		if (submitted < TOTAL) {
+			done->sector = (submitted % 1024) * 8;
+			ASSERT_EQ(0, vblk_submit(q, done));
+			submitted++;
+		}
+	}
+	ASSERT_EQ(0, vu_server_cpu_ticks(&self->srv, &after));
+	/* A tick is 10 ms; the requests never went through the helper. */
+	EXPECT_LE(after - before, 2) TH_LOG("%llu ticks for %d requests",
+					    (unsigned long long)(after - before),
+					    TOTAL);
+}
+
+TEST_F(serve, dirty_log_marks_what_the_device_wrote)
+{
+	struct vblk_buf in, out;
+	uint64_t pages, features;
+	struct vu_msg_hdr h;
+	unsigned int q;
+	int log_fd, call, ret;
+	char dummy[8];
+	struct {
+		uint64_t mmap_size, mmap_offset;
+	} __attribute__((packed)) lb;
+
+	open_frontend(_metadata, self);
+	pages = (vblk_mem_gpa_end(&self->fe.dev.mem) + VBLK_PAGE_SIZE - 1) /
+		VBLK_PAGE_SIZE;
+	lb.mmap_size = ((pages + 7) / 8 + VBLK_PAGE_SIZE - 1) &
+		       ~(VBLK_PAGE_SIZE - 1);
+	lb.mmap_offset = 0;
+	log_fd = memfd_create("vu-log", MFD_CLOEXEC);
+	ASSERT_LE(0, log_fd);
+	ASSERT_EQ(0, ftruncate(log_fd, lb.mmap_size));
+	self->fe.dev.log = mmap(NULL, lb.mmap_size, PROT_READ | PROT_WRITE,
+				MAP_SHARED, log_fd, 0);
+	ASSERT_NE(MAP_FAILED, self->fe.dev.log);
+	self->fe.dev.log_size = lb.mmap_size;
+
+	/* As QEMU starts migration: log base (an empty reply), log fd,
+	 * LOG_ALL, and the rings' used-ring logging. */
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_SET_LOG_BASE, 0, &lb,
+			     sizeof(lb), &log_fd, 1));
+	ret = vu_recv(self->fe.sock, &h, dummy, sizeof(dummy), WAIT_MS);
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(VHOST_USER_SET_LOG_BASE, h.request);
+	EXPECT_EQ(VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, h.flags);
+	close(log_fd);
+	call = eventfd(0, EFD_CLOEXEC);
+	ASSERT_EQ(0, vu_send_ack(self->fe.sock, VHOST_USER_SET_LOG_FD, NULL, 0,
+				 &call, 1));
+	close(call);
+	features = self->fe.dev.features | BIT(VHOST_F_LOG_ALL) |
+		   BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	ASSERT_EQ(0, vu_send_ack(self->fe.sock, VHOST_USER_SET_FEATURES,
+				 &features, 8, NULL, 0));
+	for (q = 0; q < variant->nqueues; q++) {
+		struct vblk_queue *vq = &self->fe.dev.queues[q];
+		struct vu_addr_msg a = {
+			.index = q, .flags = 1U << VHOST_VRING_F_LOG,
+			.desc = (uintptr_t)vq->vr.desc,
+			.used = (uintptr_t)vq->vr.used,
+			.avail = (uintptr_t)vq->vr.avail,
+			.log = vq->used_gpa,
+		};
+
+		/* On a running ring: the kernel takes it in place. */
+		ASSERT_EQ(0, vu_send_ack(self->fe.sock, VHOST_USER_SET_VRING_ADDR,
+					 &a, sizeof(a), NULL, 0));
+	}
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &out));
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &in));
+	vblk_log_clear(&self->fe.dev);
+	vblk_pattern_fill(out.hva, out.len, 42);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(&self->fe.dev.queues[0], 64, &out));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->fe.dev.queues[0], 64, &in));
+	/* The device wrote the read's buffer and the used ring: logged.
+	 * It only read the write's buffer: not logged. */
+	EXPECT_TRUE(vblk_log_all_dirty(&self->fe.dev, in.gpa, in.len));
+	EXPECT_TRUE(vblk_log_dirty(&self->fe.dev, self->fe.dev.queues[0].used_gpa, 8));
+	EXPECT_FALSE(vblk_log_dirty(&self->fe.dev, out.gpa, out.len));
+	EXPECT_EQ(-1, vblk_pattern_check(in.hva, in.len, 42));
+}
+
+/* ------------------------------------------------------------------------
+ * Bad input: an error reply or a clean disconnect, one log line naming the
+ * request, no descriptor leaked, and the next front-end is served.
+ */
+
+/* A connection with REPLY_ACK (and everything else) negotiated. */
+static int raw_open(struct __test_metadata *_metadata, FIXTURE_DATA(serve) *self)
+{
+	uint64_t f, pf;
+	int s;
+
+	s = vu_connect(self->srv.sock, WAIT_MS);
+	EXPECT_LE(0, s);
+	if (s < 0)
+		return s;
+	EXPECT_EQ(0, vu_get_u64(s, VHOST_USER_GET_FEATURES, &f));
+	EXPECT_EQ(0, vu_get_u64(s, VHOST_USER_GET_PROTOCOL_FEATURES, &pf));
+	EXPECT_EQ(0, vu_send(s, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf,
+			     sizeof(pf), NULL, 0));
+	EXPECT_EQ(0, vu_send(s, VHOST_USER_SET_OWNER, 0, NULL, 0, NULL, 0));
+	return s;
+}
+
+/* The answer to a bad request: a failed ack or the end of the stream. */
+#define EXPECT_REFUSED(ret) \
+	EXPECT_TRUE((ret) == -EREMOTEIO || (ret) == -ECONNRESET) \
+		TH_LOG("got %d (%s)", (ret), strerror(-(ret)))
+
+/* Whether the helper closed the connection (within WAIT_MS). */
+static bool disconnected(int s)
+{
+	struct vu_msg_hdr h;
+	char buf[64];
+
+	return vu_recv(s, &h, buf, sizeof(buf), WAIT_MS) == -ECONNRESET;
+}
+
+/* Two regions of the front-end's memory, as a table. */
+static struct vu_mem_table_msg mem_table(struct vu_frontend *fe)
+{
+	struct vu_mem_table_msg t = { .nregions = 2 };
+
+	t.regions[0] = vu_frontend_region(fe, 0);
+	t.regions[1] = vu_frontend_region(fe, 1);
+	return t;
+}
+
+TEST_F(serve, oversized_message_disconnects)
+{
+	uint8_t junk[512] = { 0 };
+	int s = raw_open(_metadata, self);
+
+	ASSERT_LE(0, s);
+	/* A table of 512 bytes: larger than any request has. */
+	ASSERT_EQ(0, vu_send(s, VHOST_USER_SET_MEM_TABLE, 0, junk, sizeof(junk),
+			     NULL, 0));
+	EXPECT_TRUE(disconnected(s));
+	EXPECT_TRUE(log_has(&self->srv, "payload too large"));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, wrong_payload_size_is_refused)
+{
+	uint64_t v = 0;
+	int s = raw_open(_metadata, self);
+
+	ASSERT_LE(0, s);
+	/* SET_VRING_NUM takes 8 bytes, not 4. */
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_NUM, &v, 4, NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "SET_VRING_NUM: wrong payload size"));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, wrong_fd_count_is_refused_and_fds_are_closed)
+{
+	struct vu_mem_table_msg t;
+	int s, fds[3];
+	uint64_t v;
+
+	open_frontend(_metadata, self);
+	t = mem_table(&self->fe);
+	vu_frontend_disconnect(&self->fe);
+	s = raw_open(_metadata, self);
+	ASSERT_LE(0, s);
+	fds[0] = fds[1] = fds[2] = self->fe.dev.mem.fd;
+	/* Two regions, one fd. */
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				   8 + 2 * sizeof(t.regions[0]), fds, 1));
+	EXPECT_TRUE(log_has(&self->srv, "SET_MEM_TABLE: missing file descriptor"));
+	/* An fd with a request that takes none. */
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_FEATURES, &(uint64_t){ 0 },
+				   8, fds, 3));
+	EXPECT_TRUE(log_has(&self->srv, "SET_FEATURES: unexpected file descriptors"));
+	/* The "no fd" flag with an fd. */
+	v = 0 | VHOST_USER_VRING_NOFD_MASK;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_CALL, &v, 8, fds, 1));
+	/* A kick without eventfd: polling mode, not supported. */
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_KICK, &v, 8, NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "SET_VRING_KICK: ring 0: polling"));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, unknown_request_is_refused_and_the_connection_goes_on)
+{
+	uint64_t f;
+	int s = raw_open(_metadata, self);
+
+	ASSERT_LE(0, s);
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(s, 99, NULL, 0, NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "request 99: request not supported"));
+	/* Known to the protocol, not offered here. */
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(s, 31 /* GET_INFLIGHT_FD */, NULL, 0,
+					  NULL, 0));
+	EXPECT_EQ(0, vu_get_u64(s, VHOST_USER_GET_FEATURES, &f));
+	/* Without NEED_REPLY the front-end would not learn: disconnect. */
+	EXPECT_EQ(0, vu_send(s, 99, 0, NULL, 0, NULL, 0));
+	EXPECT_TRUE(disconnected(s));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, overlapping_regions_are_refused)
+{
+	struct vu_mem_table_msg t;
+	struct vu_mem_reg_msg reg = { 0 };
+	int s, fds[2];
+
+	open_frontend(_metadata, self);
+	t = mem_table(&self->fe);
+	vu_frontend_disconnect(&self->fe);
+	s = raw_open(_metadata, self);
+	ASSERT_LE(0, s);
+	fds[0] = fds[1] = self->fe.dev.mem.fd;
+
+	/* Same guest-physical range twice. */
+	t.regions[1].guest_phys_addr = t.regions[0].guest_phys_addr + 4096;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				   8 + 2 * sizeof(t.regions[0]), fds, 2));
+	EXPECT_TRUE(log_has(&self->srv, "overlaps another in guest-physical"));
+	/* Same front-end range twice. */
+	t = mem_table(&self->fe);
+	t.regions[1].userspace_addr = t.regions[0].userspace_addr;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				   8 + 2 * sizeof(t.regions[0]), fds, 2));
+	EXPECT_TRUE(log_has(&self->srv, "overlaps another in front-end"));
+	/* Zero size, and a range that wraps around. */
+	t = mem_table(&self->fe);
+	t.regions[0].memory_size = 0;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				   8 + 2 * sizeof(t.regions[0]), fds, 2));
+	t = mem_table(&self->fe);
+	t.regions[0].guest_phys_addr = ~0ULL - 4095;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				   8 + 2 * sizeof(t.regions[0]), fds, 2));
+	/* ADD_MEM_REG of a region that is there already. */
+	t = mem_table(&self->fe);
+	EXPECT_EQ(0, vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				 8 + 2 * sizeof(t.regions[0]), fds, 2));
+	reg.region = t.regions[1];
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_ADD_MEM_REG, &reg, sizeof(reg),
+				   fds, 1));
+	/* Removing one that is not there. */
+	reg.region.guest_phys_addr += 4096;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg),
+				   NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "REM_MEM_REG: no such region"));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, vring_address_outside_the_regions_is_refused)
+{
+	struct vu_mem_table_msg t;
+	struct vu_state_msg num = { .index = 0, .num = 256 };
+	struct vu_addr_msg a;
+	struct vblk_queue *q;
+	int s, fds[2];
+
+	open_frontend(_metadata, self);
+	t = mem_table(&self->fe);
+	q = &self->fe.dev.queues[0];
+	a = (struct vu_addr_msg){
+		.index = 0,
+		.desc = (uintptr_t)q->vr.desc, .used = (uintptr_t)q->vr.used,
+		.avail = (uintptr_t)q->vr.avail, .log = q->used_gpa,
+	};
+	vu_frontend_disconnect(&self->fe);
+	s = raw_open(_metadata, self);
+	ASSERT_LE(0, s);
+	fds[0] = fds[1] = self->fe.dev.mem.fd;
+	ASSERT_EQ(0, vu_send_ack(s, VHOST_USER_SET_MEM_TABLE, &t,
+				 8 + 2 * sizeof(t.regions[0]), fds, 2));
+	ASSERT_EQ(0, vu_send_ack(s, VHOST_USER_SET_VRING_NUM, &num, sizeof(num),
+				 NULL, 0));
+	/* The descriptor table in the hole between the regions' addresses. */
+	a.desc = t.regions[0].userspace_addr + t.regions[0].memory_size + 4096 * 16;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a),
+				   NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "SET_VRING_ADDR: ring 0: descriptor table outside"));
+	/* A used ring that starts inside a region and ends past it. */
+	a.desc = (uintptr_t)q->vr.desc;
+	a.used = t.regions[1].userspace_addr + t.regions[1].memory_size - 64;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a),
+				   NULL, 0));
+	/* A guest-physical address instead of a front-end one. */
+	a.used = q->used_gpa;
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a),
+				   NULL, 0));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, queue_index_out_of_range_is_refused)
+{
+	struct vu_state_msg st = { .index = variant->nqueues, .num = 256 };
+	uint64_t v = variant->nqueues;
+	int s = raw_open(_metadata, self);
+
+	ASSERT_LE(0, s);
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_NUM, &st, sizeof(st),
+				   NULL, 0));
+	EXPECT_TRUE(log_has(&self->srv, "SET_VRING_NUM: queue index"));
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_CALL, &v, sizeof(v),
+				   &self->srv.log_fd, 1));
+	st.index = 0;
+	st.num = 3;	/* not a power of 2 */
+	EXPECT_REFUSED(vu_send_ack(s, VHOST_USER_SET_VRING_NUM, &st, sizeof(st),
+				   NULL, 0));
+	/* GET_VRING_BASE has no error reply: the helper disconnects. */
+	st.index = 200;
+	ASSERT_EQ(0, vu_send(s, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st),
+			     NULL, 0));
+	EXPECT_TRUE(disconnected(s));
+	close(s);
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, truncated_message_and_abrupt_close_leave_the_helper_serving)
+{
+	struct vu_msg_hdr h = { VHOST_USER_SET_FEATURES, 1, 8 };
+	int s = raw_open(_metadata, self);
+
+	ASSERT_LE(0, s);
+	/* A header whose payload never comes. */
+	ASSERT_EQ((ssize_t)sizeof(h), send(s, &h, sizeof(h), MSG_NOSIGNAL));
+	close(s);
+	EXPECT_TRUE(log_has(&self->srv, "malformed message"));
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, reset_device_forgets_memory_and_rings)
+{
+	open_frontend(_metadata, self);
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 11);
+	ASSERT_EQ(0, vu_frontend_stop(&self->fe, NULL));
+	ASSERT_EQ(0, vu_send_ack(self->fe.sock, VHOST_USER_RESET_DEVICE, NULL, 0,
+				 NULL, 0));
+	/* Everything again from features on, as after a guest reboot. */
+	memset(self->fe.base, 0, sizeof(self->fe.base));
+	self->fe.mem_sent = false;
+	{
+		unsigned int q;
+
+		/* The guest driver starts its rings over. */
+		for (q = 0; q < self->fe.dev.nqueues; q++) {
+			struct vblk_queue *vq = &self->fe.dev.queues[q];
+
+			memset(vq->ring.hva, 0, vq->ring.len);
+			vq->avail_idx = vq->kick_idx = vq->used_idx = 0;
+		}
+	}
+	ASSERT_EQ(0, vu_frontend_start(&self->fe));
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 8, 12);
+}
+
+/* ------------------------------------------------------------------------
+ * Options: read-only and serial
+ */
+
+#define SERIAL_20	"VHOSTBLK-SERIAL-0020"	/* exactly 20: no NUL */
+
+FIXTURE(serve_ro) {
+	struct vblk_backend be;
+	struct vu_server srv;
+	struct vu_frontend fe;
+};
+
+FIXTURE_SETUP(serve_ro)
+{
+	const char *args[] = { "--read-only", "--serial", SERIAL_20, NULL };
+	struct vu_opts opts = { 0 };
+	int ret;
+
+	self->fe.sock = -1;
+	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	if (!ret)
+		ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	if (ret) {
+		vu_frontend_close(&self->fe);
+		vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+		vblk_backend_destroy(&self->be);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("serve: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(serve_ro)
+{
+	vu_frontend_close(&self->fe);
+	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+}
+
+TEST_F(serve_ro, read_only_offers_ro_and_fails_writes)
+{
+	struct vblk_buf buf;
+	uint8_t *disk = malloc(4 * KiB);
+
+	ASSERT_NE(NULL, disk);
+	EXPECT_TRUE(self->fe.device_features & BIT(VIRTIO_BLK_F_RO));
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 4 * KiB, VBLK_PAGE_SIZE,
+				    &buf));
+	vblk_pattern_fill(buf.hva, buf.len, 1);
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(&self->fe.dev.queues[0], 0, &buf));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->fe.dev.queues[0], 0, &buf));
+	EXPECT_EQ(-1, vblk_mem_check_byte(buf.hva, buf.len, 0));
+	ASSERT_EQ(0, vblk_backend_pread(&self->be, disk, 4 * KiB, 0));
+	EXPECT_EQ(-1, vblk_mem_check_byte(disk, 4 * KiB, 0));
+	free(disk);
+}
+
+TEST_F(serve_ro, serial_is_what_get_id_returns)
+{
+	struct vblk_buf buf;
+
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 512, 512, &buf));
+	memset(buf.hva, 0xaa, buf.len);
+	buf.len = VIRTIO_BLK_ID_BYTES;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_get_id(&self->fe.dev.queues[0], &buf));
+	EXPECT_EQ(0, memcmp(buf.hva, SERIAL_20, VIRTIO_BLK_ID_BYTES));
+	EXPECT_EQ(0xaa, ((uint8_t *)buf.hva)[VIRTIO_BLK_ID_BYTES]);
+}
+
+TEST_HARNESS_MAIN
