@@ -45,7 +45,7 @@ SELFTESTS := $(patsubst selftests/vhost_blk/%.c,$(BUILD)/selftests/vhost_blk/%,\
 	       $(filter-out %_lib.c,$(wildcard selftests/vhost_blk/*_test.c)))
 SELFTEST_LIB := $(wildcard selftests/vhost_blk/*_lib.c)
 
-KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1
+KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1 KCFLAGS=-Werror
 
 VM := $(TOP)/scripts/vm
 CMD ?= sh
@@ -90,7 +90,7 @@ $(KSRC_TARBALL):
 endif
 
 module: kernel-check
-	$(MAKE) $(KBUILD_ARGS) KCFLAGS=-Werror modules
+	$(MAKE) $(KBUILD_ARGS) modules
 
 helper: $(HELPER)
 
@@ -116,6 +116,7 @@ lint: kernel-check
 check: all
 	@rm -rf $(BUILD)/check && mkdir -p $(BUILD)/check/results
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
+	@$(TOP)/helper/fuzz/run-fuzz $(BUILD)/check/results || true
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/check/console.log \
 		-- selftests/run-suites $(BUILD)/check/results; \
 	 echo $$? > $(BUILD)/check/vm-status
@@ -133,6 +134,14 @@ install: all
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/sbin/vhostblk-setup
 	install -D -m 0644 helper/vhostblk-setup.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man8/vhostblk-setup.8
+	install -d $(DESTDIR)$(PREFIX)/libexec
+	ln -sf ../sbin/vhostblk-setup $(DESTDIR)$(PREFIX)/libexec/vhost-user-blk-vhostblk
+	install -D -m 0644 helper/50-vhostblk-setup.json \
+		$(DESTDIR)/etc/qemu/vhost-user/50-vhostblk-setup.json
+	install -D -m 0644 helper/vhostblk@.service \
+		$(DESTDIR)/etc/systemd/system/vhostblk@.service
+	install -D -m 0644 helper/60-vhost-blk.rules \
+		$(DESTDIR)/etc/udev/rules.d/60-vhost-blk.rules
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
