@@ -233,7 +233,8 @@ static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
 	else
 		ret = -ENODEV;
 	mutex_unlock(&blk->dev.mutex);
-	if (!ret && copy_to_user(argp, &config, sizeof(config)))
+	BUILD_BUG_ON(sizeof(config) < VHOST_BLK_CONFIG_SIZE);
+	if (!ret && copy_to_user(argp, &config, VHOST_BLK_CONFIG_SIZE))
 		ret = -EFAULT;
 	return ret;
 }

@@ -252,4 +252,14 @@ TEST_F(device, reset_owner_allows_a_new_owner)
 	EXPECT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
 }
 
+/* The numbers frontends are built with; they must never change. */
+TEST(ioctl_numbers_are_the_published_ones)
+{
+	EXPECT_EQ(0x4008afffU, VHOST_BLK_SET_BACKEND);
+	EXPECT_EQ(0x4014affeU, VHOST_BLK_SET_SERIAL);
+	EXPECT_EQ(0x8004aff0U, VHOST_BLK_GET_ABI_VERSION);
+	EXPECT_EQ(0x8048aff1U, VHOST_BLK_GET_CONFIG);
+	EXPECT_EQ(0x4004aff2U, VHOST_BLK_SET_READ_ONLY);
+}
+
 TEST_HARNESS_MAIN

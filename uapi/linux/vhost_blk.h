@@ -40,10 +40,14 @@
 #define VHOST_BLK_GET_ABI_VERSION	_IOR(VHOST_VIRTIO, 0xF0, __u32)
 
 /*
- * Fills a struct virtio_blk_config (little endian, as for VIRTIO_F_VERSION_1)
- * from the backend's queue limits. Needs a backend.
+ * Fills the first VHOST_BLK_CONFIG_SIZE bytes of a struct virtio_blk_config
+ * (little endian, as for VIRTIO_F_VERSION_1) from the backend's queue limits:
+ * every field up to secure_erase_sector_alignment. The size is fixed so that
+ * the ioctl number does not change when the struct grows in newer headers.
+ * Needs a backend.
  */
-#define VHOST_BLK_GET_CONFIG		_IOR(VHOST_VIRTIO, 0xF1, struct virtio_blk_config)
+#define VHOST_BLK_CONFIG_SIZE		72
+#define VHOST_BLK_GET_CONFIG		_IOR(VHOST_VIRTIO, 0xF1, __u8[VHOST_BLK_CONFIG_SIZE])
 
 /*
  * Forces the device read-only (1) or lets the backend decide (0). A backend
