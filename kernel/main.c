@@ -136,6 +136,19 @@ static void vhost_blk_detach(struct vhost_blk *blk)
 	}
 }
 
+/*
+ * Starts a device whose backend is attached, after a stop; a device that
+ * cannot start is left stopped and detached. Caller holds dev.mutex.
+ */
+static int vhost_blk_resume(struct vhost_blk *blk)
+{
+	int ret = vhost_blk_start(blk);
+
+	if (ret)
+		vhost_blk_detach(blk);
+	return ret;
+}
+
 /**
  * vhost_blk_set_backend() - attach, swap or detach the block device
  * @blk: the device
@@ -164,9 +177,7 @@ static long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 	vhost_blk_detach(blk);
 	if (be) {
 		blk->backend = be;
-		ret = vhost_blk_start(blk);
-		if (ret)
-			vhost_blk_detach(blk);
+		ret = vhost_blk_resume(blk);
 	}
 out:
 	mutex_unlock(&blk->dev.mutex);
@@ -199,11 +210,8 @@ static long vhost_blk_set_settings(struct vhost_blk *blk, const u8 *serial,
 		memcpy(blk->serial, serial, sizeof(blk->serial));
 	else
 		blk->force_ro = force_ro;
-	if (blk->backend) {
-		ret = vhost_blk_start(blk);
-		if (ret)
-			vhost_blk_detach(blk);
-	}
+	if (blk->backend)
+		ret = vhost_blk_resume(blk);
 out:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -324,11 +332,8 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		blk->vqs[i].vq.acked_features = features;
 		mutex_unlock(&blk->vqs[i].vq.mutex);
 	}
-	if (restart) {
-		ret = vhost_blk_start(blk);
-		if (ret)
-			vhost_blk_detach(blk);
-	}
+	if (restart)
+		ret = vhost_blk_resume(blk);
 out:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
