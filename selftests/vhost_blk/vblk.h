@@ -22,12 +22,14 @@
  *
  * Functions return 0 (or a count) on success and a negative errno on
  * failure; none prints. Nothing here is thread safe, except that different
- * queues of one device may be driven from different threads once every
- * allocation is done.
+ * queues of one device may be driven from different threads: the guest
+ * memory allocator, which the request layer also uses (indirect tables grow
+ * on demand), takes a lock.
  */
 #ifndef VBLK_H
 #define VBLK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +83,7 @@ struct vblk_region {
  * order differ and a hole separates them, so a wrong translation shows.
  */
 struct vblk_mem {
+	pthread_mutex_t lock;	/* serialises the allocator */
 	int fd;
 	uint8_t *map;
 	size_t size;

@@ -69,6 +69,7 @@ int vblk_mem_init(struct vblk_mem *mem, size_t size, unsigned int nregions)
 
 	memset(mem, 0, sizeof(*mem));
 	mem->fd = -1;
+	pthread_mutex_init(&mem->lock, NULL);
 	if (nregions < 1 || nregions > 2)
 		return -EINVAL;
 	size = ALIGN_UP(size, 2 * VBLK_PAGE_SIZE);
@@ -111,8 +112,10 @@ void vblk_mem_cleanup(struct vblk_mem *mem)
 		munmap(mem->map, mem->size);
 	if (mem->fd >= 0)
 		close(mem->fd);
+	pthread_mutex_destroy(&mem->lock);
 	memset(mem, 0, sizeof(*mem));
 	mem->fd = -1;
+	pthread_mutex_init(&mem->lock, NULL);
 }
 
 int vblk_mem_alloc_in(struct vblk_mem *mem, unsigned int region, size_t len,
@@ -125,10 +128,14 @@ int vblk_mem_alloc_in(struct vblk_mem *mem, unsigned int region, size_t len,
 		align = 1;
 	if ((align & (align - 1)) || region >= mem->nregions)
 		return -EINVAL;
+	pthread_mutex_lock(&mem->lock);
 	off = ALIGN_UP(r->used, align);
-	if (off > r->size || r->size - off < len)
+	if (off > r->size || r->size - off < len) {
+		pthread_mutex_unlock(&mem->lock);
 		return -ENOMEM;
+	}
 	r->used = off + len;
+	pthread_mutex_unlock(&mem->lock);
 	buf->hva = r->hva + off;
 	buf->gpa = r->gpa + off;
 	buf->len = len;
