@@ -289,7 +289,13 @@ void vblk_dev_close(struct vblk_dev *dev);
 int vblk_dev_set_features(struct vblk_dev *dev, uint64_t features);
 int vblk_dev_get_features(struct vblk_dev *dev, uint64_t *features);
 int vblk_dev_set_mem_table(struct vblk_dev *dev);
-/* Rings in guest memory, NUM, BASE 0, ADDR, KICK, CALL, ERR. */
+/*
+ * The rings, request slots and eventfds of @q (its dev and index set), in
+ * guest memory, without any vhost ioctl: for frontends that hand the rings
+ * to a backend some other way (vhost-user).
+ */
+int vblk_queue_alloc(struct vblk_queue *q, unsigned int num);
+/* vblk_queue_alloc, then NUM, BASE 0, ADDR, KICK, CALL, ERR. */
 int vblk_queue_setup(struct vblk_dev *dev, unsigned int index,
 		     unsigned int num);
 /* Re-sends VHOST_SET_VRING_ADDR (with VHOST_VRING_F_LOG while logging). */

@@ -796,7 +796,7 @@ int vblk_queue_set_addr(struct vblk_queue *q)
 	return dev_ioctl(q->dev, VHOST_SET_VRING_ADDR, &a);
 }
 
-static int queue_alloc(struct vblk_queue *q, unsigned int num)
+int vblk_queue_alloc(struct vblk_queue *q, unsigned int num)
 {
 	struct vblk_mem *mem = &q->dev->mem;
 	unsigned int i;
@@ -868,7 +868,7 @@ int vblk_queue_setup(struct vblk_dev *dev, unsigned int index,
 	q = &dev->queues[index];
 	if (q->ready)
 		return -EBUSY;
-	ret = queue_alloc(q, num);
+	ret = vblk_queue_alloc(q, num);
 	if (ret)
 		return ret;
 

@@ -247,48 +247,21 @@ struct vu_region_msg vu_frontend_region(const struct vu_frontend *fe,
 	};
 }
 
-/*
- * The rings and request slots of queue @index in guest memory, and its
- * eventfds: what vblk_queue_setup does without the vhost ioctls.
- */
+/* Queue @index in guest memory, ready to be handed to the backend. */
 static int queue_alloc(struct vu_frontend *fe, unsigned int index,
 		       unsigned int num)
 {
 	struct vblk_dev *dev = &fe->dev;
 	struct vblk_queue *q = &dev->queues[index];
-	struct vblk_mem *mem = &dev->mem;
-	unsigned int i;
 	int ret;
 
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;
 	q->index = index;
-	q->num = num;
 	q->kick_fd = q->call_fd = q->err_fd = -1;
-	ret = vblk_mem_alloc(mem, vring_size(num, VBLK_PAGE_SIZE),
-			     VBLK_PAGE_SIZE, &q->ring);
+	ret = vblk_queue_alloc(q, num);
 	if (ret)
 		return ret;
-	vring_init(&q->vr, num, q->ring.hva, VBLK_PAGE_SIZE);
-	q->used_gpa = vblk_mem_gpa(mem, q->vr.used);
-	ret = vblk_mem_alloc(mem, (size_t)num * VBLK_META_SLOT, 64, &q->meta);
-	if (!ret)
-		ret = vblk_mem_alloc(mem, VBLK_SCRATCH_SIZE, 64, &q->scratch);
-	if (ret)
-		return ret;
-	q->free = calloc(num, sizeof(*q->free));
-	q->reqs = calloc(num, sizeof(*q->reqs));
-	q->tables = calloc(num, sizeof(*q->tables));
-	if (!q->free || !q->reqs || !q->tables)
-		return -ENOMEM;
-	for (i = 0; i < num; i++)
-		q->free[i] = num - 1 - i;
-	q->nfree = num;
-	q->kick_fd = eventfd(0, EFD_CLOEXEC);
-	q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	q->err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (q->kick_fd < 0 || q->call_fd < 0 || q->err_fd < 0)
-		return -errno;
 	q->ready = true;
 	return 0;
 }
