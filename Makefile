@@ -44,6 +44,9 @@ HELPER := $(BUILD)/helper/vhostblk-setup
 SELFTESTS := $(patsubst selftests/vhost_blk/%.c,$(BUILD)/selftests/vhost_blk/%,\
 	       $(filter-out %_lib.c,$(wildcard selftests/vhost_blk/*_test.c)))
 SELFTEST_LIB := $(wildcard selftests/vhost_blk/*_lib.c)
+BLKCHECK := $(BUILD)/guest/blkcheck
+GUEST_IMAGE := $(BUILD)/guest/initramfs.cpio
+GUEST_FIO_IMAGE := $(BUILD)/guest/initramfs-fio.cpio
 
 KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1 KCFLAGS=-Werror
 
@@ -53,15 +56,16 @@ CMD ?= sh
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps kernel-check module helper selftests check lint \
-	vm-run vm-shell install clean help
+.PHONY: all deps kernel-check module helper selftests guest check lint \
+	demo vm-run vm-shell install clean help
 
-all: module helper selftests
+all: module helper selftests guest
 
 help:
 	@echo 'make deps       install packages (apt-get) and extract kernel sources'
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
 	@echo 'make check      build, lint, boot the test VM, run every suite'
+	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
 	@echo 'make vm-shell   interactive shell in the test VM'
 	@echo "make vm-run CMD='...'  run one command in the test VM"
 	@echo 'make install    install module, helper and man page on this host'
@@ -109,6 +113,21 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
+# The second-level guests' initramfs, without and with fio, and blkcheck
+# built static for them and dynamic for the test VM's side. The image script
+# skips an image that is up to date.
+guest: $(BLKCHECK) $(BLKCHECK)-static | kernel-check
+	@$(TOP)/scripts/guest-image $(KVER) $(GUEST_IMAGE) $(BLKCHECK)-static
+	@$(TOP)/scripts/guest-image --fio $(KVER) $(GUEST_FIO_IMAGE) $(BLKCHECK)-static
+
+$(BLKCHECK): selftests/vhost_blk/guest/blkcheck.c
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $<
+
+$(BLKCHECK)-static: selftests/vhost_blk/guest/blkcheck.c
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -static -o $@ $<
+
 # checkpatch and sparse, each one test that fails on any finding.
 lint: kernel-check
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
@@ -121,6 +140,11 @@ check: all
 		-- selftests/run-suites $(BUILD)/check/results; \
 	 echo $$? > $(BUILD)/check/vm-status
 	@$(TOP)/scripts/check-report $(BUILD)/check
+
+# Two second-level guests, one after the other, in one boot of the test VM.
+demo: all
+	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
+		-- scripts/demo $(DEMO_SECONDS)
 
 vm-run: all
 	@$(VM) run --kver $(KVER) -- sh -c '$(CMD)'
@@ -145,4 +169,4 @@ install: all
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
-	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/check $(BUILD)/vm
+	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/guest $(BUILD)/check $(BUILD)/vm

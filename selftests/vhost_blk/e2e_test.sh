@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end: stock QEMU (-device vhost-user-blk-pci) against
+# `vhostblk-setup serve`, with a real guest kernel. Needs root, the loaded
+# module, VHOSTBLK_SETUP and the images of `make guest`.
+#
+# A second-level guest boots in about a minute under double emulation, so
+# this suite boots two and checks much in each (the guest side is
+# guest/e2e.sh):
+#   boot 1: the disks' properties; 4 MiB written from each of two CPUs, so on
+#           both queues, while the helper's CPU time is watched; a discard; a
+#           byte-for-byte read back in the guest and on the backend; a
+#           read-only disk that the guest cannot write; then a stream of
+#           flushed writes until QEMU is killed with I/O in flight.
+#   boot 2: a new QEMU on the same, surviving helper: every block flushed
+#           before the kill is intact; the helper is stopped (SIGTERM) and
+#           started again under the writing guest, which sees no error.
+# Prints TAP.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+helper=${VHOSTBLK_SETUP:-$top/build/helper/vhostblk-setup}
+blkcheck=$top/build/guest/blkcheck
+# shellcheck source=selftests/vhost_blk/guest_lib.sh
+. "$top/selftests/vhost_blk/guest_lib.sh"
+
+serial=e2e-disk-serial
+ro_serial=e2e-ro-serial
+mem=384
+boot_secs=420
+# In the test VM's tmpfs: unix sockets cannot live on 9p, nor loop devices.
+work=$(mktemp -d /tmp/e2e.XXXXXX)
+n=0
+failed=0
+rw_pid=
+ro_pid=
+rw=
+image=$work/disk.img
+
+ok() { # ok STATUS DESC [GUEST_DIR]: one TAP line; a failure shows the guest
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+		return 0
+	fi
+	echo "not ok $n $2"
+	failed=$((failed + 1))
+	[ -n "${3:-}" ] && guest_report "$3"
+	return 1
+}
+
+cleanup() {
+	[ -d "$work/boot1" ] && guest_kill "$work/boot1"
+	[ -d "$work/boot2" ] && guest_kill "$work/boot2"
+	kill "$rw_pid" "$ro_pid" 2> /dev/null
+	wait 2> /dev/null
+	[ -n "$rw" ] && losetup -d "$rw"
+	rmmod brd 2> /dev/null
+	if [ "$failed" -gt 0 ]; then
+		sed 's/^/# helper: /' "$work"/helper-*.log 2> /dev/null
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start_helper NAME BACKEND SERVE_OPTION...: serve BACKEND at $work/NAME.sock;
+# sets helper_pid.
+start_helper() {
+	local name=$1 backend=$2 i
+	shift 2
+	rm -f "$work/$name.sock"
+	"$helper" serve --backend "$backend" --socket "$work/$name.sock" "$@" \
+		2>> "$work/helper-$name.log" &
+	helper_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$work/$name.sock" ] && return 0
+		sleep 0.1
+	done
+	kill "$helper_pid" 2> /dev/null
+	return 1
+}
+
+# CPU time (user + system, in clock ticks) of a process or thread.
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# The disks' options from the helper's qemu-args, without the shared memory
+# (its first four words), which guest_start gives every guest.
+qemu_disks() {
+	"$helper" qemu-args --socket "$work/rw.sock" --num-queues 2 | cut -d' ' -f5-
+	"$helper" qemu-args --socket "$work/ro.sock" --id ro | cut -d' ' -f5-
+}
+
+echo "TAP version 13"
+
+# Read-write disk: a loop device over a file in the test VM's tmpfs, which
+# discards by punching holes (brd cannot discard in 6.1). Read-only disk: a
+# brd ramdisk holding 16 blocks of generation 7.
+[ -e /dev/loop-control ] || modprobe loop
+truncate -s 64M "$image"
+rw=$(losetup -f --show "$image")
+modprobe brd rd_nr=1 rd_size=16384 max_part=0
+"$blkcheck" write /dev/ram0 0 16 7
+start_helper rw "$rw" --num-queues 2 --serial "$serial"
+ok $? "helper serves the read-write disk" || exit 1
+rw_pid=$helper_pid
+start_helper ro /dev/ram0 --read-only --serial "$ro_serial"
+ok $? "helper serves the read-only disk" || exit 1
+ro_pid=$helper_pid
+
+# ---------------------------------------------------------------- boot 1
+g=$work/boot1
+# shellcheck disable=SC2046 # qemu-args prints words
+guest_start "$g" "$mem" "e2e.sh first" $(qemu_disks)
+guest_wait "$g" '^IO-START' "$boot_secs"
+ok $? "guest boots with two vhost-user-blk disks" "$g" || exit 1
+helper_start=$(cpu_ticks "$rw_pid")
+worker=$(grep -lx "vhost-$rw_pid" /proc/[0-9]*/comm | cut -d/ -f3)
+worker_start=$(cpu_ticks "$worker")
+
+# 2 x 64 MiB = 131072 sectors; 16 MiB = 32768.
+grep -qx "PROPS vda size=131072 lbs=512 ro=0 serial=$serial queues=2" "$g/out"
+ok $? "guest sees the read-write disk's size, block size, serial and two queues" "$g"
+grep -qx "PROPS vdb size=32768 lbs=512 ro=1 serial=$ro_serial queues=1" "$g/out"
+ok $? "guest sees the read-only disk as read-only, with its serial" "$g"
+
+guest_wait "$g" '^IO-END' 300
+ok $? "guest's I/O phase ends" "$g"
+helper_used=$(($(cpu_ticks "$rw_pid") - helper_start))
+worker_used=$(($(cpu_ticks "$worker") - worker_start))
+echo "# during the I/O: helper $helper_used ticks, vhost worker $worker_used ticks"
+grep -qx "WRITE-Q0 0" "$g/out" && grep -qx "WRITE-Q1 0" "$g/out"
+ok $? "guest writes 4 MiB from each CPU without error" "$g"
+[ "$worker_used" -gt 0 ] && [ "$helper_used" -le 2 ]
+ok $? "the helper sleeps while the kernel worker serves the I/O" "$g"
+grep -qx "DISCARD 0" "$g/out"
+ok $? "guest discards 4 MiB" "$g"
+
+guest_wait "$g" '^RO-DD ' 120
+ok $? "guest finishes its checks" "$g"
+grep -qx "VERIFY 0" "$g/out"
+ok $? "guest reads back what it wrote and zeros where it discarded" "$g"
+for q in 0 1; do
+	irqs=$(awk -v q="$q" '$1 == "IRQ" && $2 == q { print $3 }' "$g/out")
+	[ "${irqs:-0}" -gt 0 ]
+	ok $? "queue $q completed requests ($irqs interrupts)" "$g"
+done
+"$blkcheck" verify "$rw" 0 512 1 && "$blkcheck" zero "$rw" 512 1024 &&
+	"$blkcheck" verify "$rw" 1536 512 1
+ok $? "the backend holds the same bytes"
+grep -qx "RO-READ 0" "$g/out"
+ok $? "guest reads the read-only disk's data" "$g"
+grep -qx "RO-WRITE 1" "$g/out" && grep -qx "RO-DD 1" "$g/out"
+ok $? "guest cannot write the read-only disk" "$g"
+"$blkcheck" verify /dev/ram0 0 16 7
+ok $? "the read-only backend is unchanged"
+
+# Kill QEMU while the guest writes; all blocks flushed before are durable.
+guest_wait "$g" '^FLUSHED (6[4-9]|[7-9][0-9]|[0-9]{3,})$' 300
+ok $? "guest streams flushed writes" "$g"
+guest_kill "$g"
+flushed=$(guest_value "$g" FLUSHED)
+echo "# QEMU killed after $flushed blocks were flushed"
+sleep 1
+kill -0 "$rw_pid" 2> /dev/null && kill -0 "$ro_pid" 2> /dev/null
+ok $? "both helpers survive QEMU's death"
+grep -q "front-end disconnected" "$work/helper-rw.log"
+ok $? "the helper saw the disconnect and reset the device"
+"$blkcheck" verify "$rw" 4096 "$flushed" 2
+ok $? "the backend holds every block flushed before the kill"
+
+# ---------------------------------------------------------------- boot 2
+g=$work/boot2
+# shellcheck disable=SC2046 # qemu-args prints words
+guest_start "$g" "$mem" "e2e.sh second $flushed" $(qemu_disks)
+guest_wait "$g" '^FLUSHED-INTACT ' "$boot_secs"
+ok $? "a new QEMU boots on the same helpers" "$g"
+grep -qx "FLUSHED-INTACT 0" "$g/out"
+ok $? "the new guest reads every block flushed before the kill" "$g"
+
+guest_wait "$g" '^ROUND 2 ' 120
+kill -TERM "$rw_pid"
+wait "$rw_pid"
+ok $? "helper exits with 0 on SIGTERM under a writing guest"
+sleep 2
+start_helper rw "$rw" --num-queues 2 --serial "$serial"
+ok $? "helper starts again on the same socket"
+rw_pid=$helper_pid
+guest_end "$g" 300
+ok $? "guest finishes" "$g"
+! grep -Eq '^ROUND [0-9]+ [^0]' "$g/out" && [ "$(grep -c '^ROUND ' "$g/out")" = 12 ]
+ok $? "guest saw no I/O error while the helper restarted" "$g"
+grep -qx "ROUNDS-VERIFY 0" "$g/out"
+ok $? "guest reads back every round" "$g"
+grep -qx "DMESG-ERRORS 0" "$g/out"
+ok $? "guest kernel log has no error" "$g"
+[ "$(grep -c "front-end connected" "$work/helper-rw.log")" -ge 3 ]
+ok $? "QEMU reconnected to the restarted helper"
+"$blkcheck" verify "$rw" 8192 768 3
+ok $? "the backend holds every round"
+
+echo "1..$n"
+exit $((failed > 0))

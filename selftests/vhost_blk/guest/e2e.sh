@@ -1,0 +1,74 @@
+#!/bin/sh
+# shellcheck shell=sh
+#
+# The guest side of the end-to-end suite (selftests/vhost_blk/e2e_test.sh),
+# run by the second-level guest's /init. /dev/vda is the served read-write
+# disk (two queues), /dev/vdb the served read-only disk. Each step prints one
+# line "<STEP> <result>" that the test VM's side checks; the block numbers
+# here are the ones that side verifies on the backend.
+#
+#   e2e.sh first           properties, I/O on both queues, discard, the
+#                          read-only disk; then writes until QEMU is killed
+#   e2e.sh second FLUSHED  after the kill: what was flushed is intact; then
+#                          writes rounds while the helper restarts; then
+#                          reads into memory while the host migrates the
+#                          guest to another QEMU, and checks that memory
+
+props() { # props NAME
+	d=/sys/block/$1
+	echo "PROPS $1 size=$(cat "$d/size") lbs=$(cat "$d/queue/logical_block_size")" \
+		"ro=$(cat "$d/ro") serial=$(cat "$d/serial") queues=$(ls "$d/mq" | wc -l)"
+}
+
+first() {
+	props vda
+	props vdb
+	echo "IO-START"
+	# 4 MiB from each CPU: blk-mq sends each CPU's requests to its own queue.
+	blkcheck -c 0 write /dev/vda 0 1024 1 & q0=$!
+	blkcheck -c 1 write /dev/vda 1024 1024 1 & q1=$!
+	wait $q0; echo "WRITE-Q0 $?"
+	wait $q1; echo "WRITE-Q1 $?"
+	blkcheck discard /dev/vda 512 1024; echo "DISCARD $?"
+	echo "IO-END"
+	blkcheck verify /dev/vda 0 512 1 && blkcheck zero /dev/vda 512 1024 &&
+		blkcheck verify /dev/vda 1536 512 1
+	echo "VERIFY $?"
+	# Interrupts per request queue of vda (its MSI-X vectors "virtioN-req.Q").
+	dev=$(basename "$(readlink /sys/block/vda/device)")
+	awk -v d="$dev-req." 'index($NF, d) == 1 { print "IRQ", substr($NF, length(d) + 1), $2 + $3 }' \
+		/proc/interrupts
+
+	blkcheck verify /dev/vdb 0 16 7; echo "RO-READ $?"
+	blkcheck write /dev/vdb 0 1 9; echo "RO-WRITE $?"
+	dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2> /dev/null
+	echo "RO-DD $?"
+
+	# Flushed every 8 blocks, until the host kills QEMU.
+	echo "STREAM-START"
+	blkcheck stream /dev/vda 4096 4096 2 8
+	echo "STREAM-ENDED $?"
+}
+
+second() {
+	blkcheck verify /dev/vda 4096 "$1" 2; echo "FLUSHED-INTACT $?"
+	# Twelve synced rounds of 64 blocks, a second apart: the host stops the
+	# helper and starts it again meanwhile.
+	r=0
+	while [ $r -lt 12 ]; do
+		blkcheck write /dev/vda $((8192 + r * 64)) 64 3; echo "ROUND $r $?"
+		sleep 1
+		r=$((r + 1))
+	done
+	blkcheck verify /dev/vda 8192 768 3; echo "ROUNDS-VERIFY $?"
+	# Until the host writes the marker block 12287 after the migration.
+	echo "MIGRATE-START"
+	blkcheck migrate /dev/vda 12288 16 12287; echo "MIGRATE-VERIFY $?"
+	echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
+}
+
+case $1 in
+first) first ;;
+second) second "$2" ;;
+*) echo "usage: e2e.sh first | second FLUSHED"; exit 2 ;;
+esac

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# guest_lib.sh: start and watch second-level guests, the QEMU guests that the
+# end-to-end suite, `make demo` and the guest-level benchmarks boot inside the
+# test VM. Sourced; needs $top (the project directory).
+#
+# A guest boots Debian's kernel with build/guest/initramfs.cpio, or with
+# GUEST_IMAGE=fio initramfs-fio.cpio, the image that has fio (both made by
+# scripts/guest-image), runs one script of selftests/vhost_blk/guest/ and
+# powers off. Its guest RAM is a shared memfd, as vhost-user needs, whatever
+# its disks are. Each guest has a directory: console (kernel log), out (the
+# script's output, then "GUEST-EXIT <status>"), qemu.log, pid.
+
+# Kernel options that take a third off a boot under double emulation: no
+# crypto self-tests, no speculation mitigations, no LSMs, no clocksource
+# watchdog, no zeroing of every allocation. None of them changes how the
+# guest drives a virtio-blk device.
+GUEST_FAST_BOOT="cryptomgr.notests mitigations=off tsc=reliable no_timer_check
+audit=0 apparmor=0 security=none init_on_alloc=0 rcupdate.rcu_expedited=1"
+
+guest_kernel() {
+	local kver
+	kver=$(uname -r)
+	if [ -f "$top/build/vm/vmlinux-$kver" ]; then
+		echo "$top/build/vm/vmlinux-$kver"
+	else
+		echo "/boot/vmlinuz-$kver"
+	fi
+}
+
+# guest_start DIR MEM_MB "SCRIPT ARGS..." QEMU_ARG...: boots a guest in the
+# background that runs /guest/SCRIPT ARGS.
+guest_start() {
+	local dir=$1 mem=$2 run=$3 args=
+	shift 3
+	[[ $run == *" "* ]] && args=${run#* }
+	mkdir -p "$dir"
+	: > "$dir/out"
+	setpriv --pdeathsig KILL -- qemu-system-x86_64 \
+		-accel tcg -cpu max -smp 2 -machine pc -nodefaults -no-user-config \
+		-display none -no-reboot \
+		-object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
+		-machine memory-backend=mem -m "${mem}M" \
+		-kernel "$(guest_kernel)" -initrd "$top/build/guest/initramfs${GUEST_IMAGE:+-$GUEST_IMAGE}.cpio" \
+		-append "console=ttyS0 quiet panic=-1 ${GUEST_FAST_BOOT//$'\n'/ } ${GUEST_APPEND:-} GUEST_SCRIPT=${run%% *} GUEST_ARGS=$(printf '%s' "$args" | base64 -w0)" \
+		-serial "file:$dir/console" -serial "file:$dir/out" \
+		"$@" < /dev/null 2> "$dir/qemu.log" &
+	echo $! > "$dir/pid"
+}
+
+guest_pid() { cat "$1/pid"; }
+
+# guest_running DIR: QEMU has not exited (a zombie, not reaped yet, has).
+guest_running() {
+	local stat
+	stat=$(cat "/proc/$(guest_pid "$1")/stat" 2> /dev/null) && [[ ${stat##*) } != Z* ]]
+}
+
+# guest_wait DIR REGEX SECONDS: waits for an output line matching REGEX
+# (grep -E); fails when the guest ends or the time runs out first.
+guest_wait() {
+	local dir=$1 regex=$2 i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -Eq "$regex" "$dir/out" && return 0
+		guest_running "$dir" || break
+		sleep 0.1
+	done
+	grep -Eq "$regex" "$dir/out"
+}
+
+# guest_value DIR KEY: the rest of the last output line "KEY rest".
+guest_value() {
+	awk -v k="$2" '$1 == k { sub(/^[^ ]* /, ""); v = $0 } END { print v }' "$1/out"
+}
+
+# guest_end DIR SECONDS: waits for the guest to power off (killing it after
+# SECONDS) and returns its script's status; 124 on timeout, 125 when the
+# guest ended without one.
+guest_end() {
+	local dir=$1 pid status
+	pid=$(guest_pid "$dir")
+	if ! guest_wait "$dir" '^GUEST-EXIT ' "$2"; then
+		kill -KILL "$pid" 2> /dev/null && status=124
+	fi
+	wait "$pid" 2> /dev/null
+	[ -n "${status:-}" ] && return "$status"
+	status=$(guest_value "$dir" GUEST-EXIT)
+	return "${status:-125}"
+}
+
+# guest_kill DIR: kills the guest's QEMU at once (SIGKILL) and reaps it.
+guest_kill() {
+	local pid
+	pid=$(guest_pid "$1")
+	kill -KILL "$pid" 2> /dev/null
+	wait "$pid" 2> /dev/null
+	return 0
+}
+
+# guest_report DIR: the guest's output and the end of its logs, as TAP
+# comments, for a failed test.
+guest_report() {
+	sed 's/^/# out: /' "$1/out"
+	tail -n 20 "$1/console" | tr -d '\r' | sed 's/^/# console: /'
+	sed 's/^/# qemu: /' "$1/qemu.log"
+}
