@@ -47,6 +47,7 @@ SELFTEST_LIB := $(wildcard selftests/vhost_blk/*_lib.c)
 BLKCHECK := $(BUILD)/guest/blkcheck
 GUEST_IMAGE := $(BUILD)/guest/initramfs.cpio
 GUEST_FIO_IMAGE := $(BUILD)/guest/initramfs-fio.cpio
+FIO := $(BUILD)/fio/fio
 
 KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1 KCFLAGS=-Werror
 
@@ -56,7 +57,7 @@ CMD ?= sh
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps kernel-check module helper selftests guest check lint \
+.PHONY: all deps kernel-check module helper selftests guest guest-fio check lint \
 	demo vm-run vm-shell install clean help
 
 all: module helper selftests guest
@@ -113,12 +114,16 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
-# The second-level guests' initramfs, without and with fio, and blkcheck
-# built static for them and dynamic for the test VM's side. The image script
-# skips an image that is up to date.
+# The second-level guests' initramfs, and blkcheck built static for it and
+# dynamic for the test VM's side. The image script skips an image that is up
+# to date; so does build-fio for fio.
 guest: $(BLKCHECK) $(BLKCHECK)-static | kernel-check
 	@$(TOP)/scripts/guest-image $(KVER) $(GUEST_IMAGE) $(BLKCHECK)-static
-	@$(TOP)/scripts/guest-image --fio $(KVER) $(GUEST_FIO_IMAGE) $(BLKCHECK)-static
+
+# The same with a static fio built from Debian's source, for demo and bench.
+guest-fio: guest
+	@$(TOP)/scripts/build-fio $(FIO)
+	@$(TOP)/scripts/guest-image $(KVER) $(GUEST_FIO_IMAGE) $(BLKCHECK)-static $(FIO)
 
 $(BLKCHECK): selftests/vhost_blk/guest/blkcheck.c
 	@mkdir -p $(dir $@)
@@ -142,7 +147,7 @@ check: all
 	@$(TOP)/scripts/check-report $(BUILD)/check
 
 # Two second-level guests, one after the other, in one boot of the test VM.
-demo: all
+demo: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
 		-- scripts/demo $(DEMO_SECONDS)
 

@@ -15,7 +15,10 @@
 #           flushed writes until QEMU is killed with I/O in flight.
 #   boot 2: a new QEMU on the same, surviving helper: every block flushed
 #           before the kill is intact; the helper is stopped (SIGTERM) and
-#           started again under the writing guest, which sees no error.
+#           started again under the writing guest, which sees no error; then
+#           the guest migrates live to a second QEMU (served by a second
+#           helper on the same backend) while the device writes into its
+#           memory, and finds every byte of that memory on the destination.
 # Prints TAP.
 set -uo pipefail
 
@@ -35,6 +38,8 @@ n=0
 failed=0
 rw_pid=
 ro_pid=
+dst_pid=
+monitor_pid=
 rw=
 image=$work/disk.img
 
@@ -51,9 +56,10 @@ ok() { # ok STATUS DESC [GUEST_DIR]: one TAP line; a failure shows the guest
 }
 
 cleanup() {
-	[ -d "$work/boot1" ] && guest_kill "$work/boot1"
-	[ -d "$work/boot2" ] && guest_kill "$work/boot2"
-	kill "$rw_pid" "$ro_pid" 2> /dev/null
+	for g in "$work"/boot*/; do
+		[ -f "$g/pid" ] && guest_kill "$g"
+	done
+	kill "$rw_pid" "$ro_pid" "$dst_pid" "$monitor_pid" 2> /dev/null
 	wait 2> /dev/null
 	[ -n "$rw" ] && losetup -d "$rw"
 	rmmod brd 2> /dev/null
@@ -86,11 +92,27 @@ cpu_ticks() {
 	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
-# The disks' options from the helper's qemu-args, without the shared memory
-# (its first four words), which guest_start gives every guest.
-qemu_disks() {
-	"$helper" qemu-args --socket "$work/rw.sock" --num-queues 2 | cut -d' ' -f5-
-	"$helper" qemu-args --socket "$work/ro.sock" --id ro | cut -d' ' -f5-
+# qemu_disk NAME [QEMU_ARGS_OPTION...]: the options of the disk served at
+# $work/NAME.sock from the helper's qemu-args, without the shared memory (its
+# first four words), which guest_start gives every guest.
+qemu_disk() {
+	local name=$1
+	shift
+	"$helper" qemu-args --socket "$work/$name.sock" "$@" | cut -d' ' -f5-
+}
+
+# hmp DIR COMMAND: a human monitor command to the guest's QEMU (the answers
+# collect in DIR/monitor.log).
+hmp() {
+	# Bounded: writing to the FIFO would block if QEMU were gone.
+	timeout 5 bash -c 'echo "$2" > "$1"' hmp "$1/monitor.in" "$2"
+}
+
+# migration_status DIR: asks the source QEMU and prints the last status seen.
+migration_status() {
+	hmp "$1" "info migrate"
+	sleep 1
+	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
 }
 
 echo "TAP version 13"
@@ -113,7 +135,7 @@ ro_pid=$helper_pid
 # ---------------------------------------------------------------- boot 1
 g=$work/boot1
 # shellcheck disable=SC2046 # qemu-args prints words
-guest_start "$g" "$mem" "e2e.sh first" $(qemu_disks)
+guest_start "$g" "$mem" "e2e.sh first" $(qemu_disk rw --num-queues 2) $(qemu_disk ro --id ro)
 guest_wait "$g" '^IO-START' "$boot_secs"
 ok $? "guest boots with two vhost-user-blk disks" "$g" || exit 1
 helper_start=$(cpu_ticks "$rw_pid")
@@ -172,11 +194,18 @@ ok $? "the helper saw the disconnect and reset the device"
 ok $? "the backend holds every block flushed before the kill"
 
 # ---------------------------------------------------------------- boot 2
+# Only the read-write disk: the migration's destination needs a second
+# helper for every disk (a helper serves one front-end at a time).
 g=$work/boot2
+mkdir -p "$g"
+mkfifo "$g/monitor.in" "$g/monitor.out"
+cat "$g/monitor.out" > "$g/monitor.log" &
+monitor_pid=$!
 # shellcheck disable=SC2046 # qemu-args prints words
-guest_start "$g" "$mem" "e2e.sh second $flushed" $(qemu_disks)
+guest_start "$g" "$mem" "e2e.sh second $flushed" $(qemu_disk rw --num-queues 2) \
+	-chardev "pipe,id=hmp,path=$g/monitor" -mon chardev=hmp,mode=readline
 guest_wait "$g" '^FLUSHED-INTACT ' "$boot_secs"
-ok $? "a new QEMU boots on the same helpers" "$g"
+ok $? "a new QEMU boots on the same helper" "$g"
 grep -qx "FLUSHED-INTACT 0" "$g/out"
 ok $? "the new guest reads every block flushed before the kill" "$g"
 
@@ -188,18 +217,51 @@ sleep 2
 start_helper rw "$rw" --num-queues 2 --serial "$serial"
 ok $? "helper starts again on the same socket"
 rw_pid=$helper_pid
-guest_end "$g" 300
-ok $? "guest finishes" "$g"
+guest_wait "$g" '^MIGRATE-START' 300
+ok $? "guest writes its rounds" "$g"
 ! grep -Eq '^ROUND [0-9]+ [^0]' "$g/out" && [ "$(grep -c '^ROUND ' "$g/out")" = 12 ]
 ok $? "guest saw no I/O error while the helper restarted" "$g"
 grep -qx "ROUNDS-VERIFY 0" "$g/out"
 ok $? "guest reads back every round" "$g"
-grep -qx "DMESG-ERRORS 0" "$g/out"
-ok $? "guest kernel log has no error" "$g"
 [ "$(grep -c "front-end connected" "$work/helper-rw.log")" -ge 3 ]
 ok $? "QEMU reconnected to the restarted helper"
 "$blkcheck" verify "$rw" 8192 768 3
 ok $? "the backend holds every round"
+
+# Live migration: the destination QEMU waits for the state on a unix
+# socket, with its own helper on the same backend.
+start_helper dst "$rw" --num-queues 2 --serial "$serial"
+ok $? "a second helper serves the destination" || exit 1
+dst_pid=$helper_pid
+d=$work/boot2-dst
+# shellcheck disable=SC2046 # qemu-args prints words
+guest_start "$d" "$mem" "e2e.sh second $flushed" $(qemu_disk dst --num-queues 2) \
+	-incoming "unix:$work/migration.sock"
+for ((i = 0; i < 100; i++)); do
+	[ -S "$work/migration.sock" ] && break
+	sleep 0.1
+done
+sleep 2
+hmp "$g" "migrate -d unix:$work/migration.sock"
+for ((i = 0; i < 120; i++)); do
+	status=$(migration_status "$g")
+	[[ $status == @(completed|failed|cancelled) ]] && break
+done
+echo "# migration: $status"
+[ "$status" = completed ]
+ok $? "QEMU migrates the guest to the destination" "$g"
+# The guest runs on the destination now: tell it to stop and check.
+"$blkcheck" write "$rw" 12287 1 1
+hmp "$g" quit
+guest_end "$d" 300
+ok $? "guest finishes on the destination" "$d"
+guest_value "$d" migrate: | sed 's/^/# /'
+grep -qx "MIGRATE-VERIFY 0" "$d/out"
+ok $? "memory the device wrote during the migration reached the destination" "$d"
+grep -qx "DMESG-ERRORS 0" "$d/out"
+ok $? "guest kernel log has no error" "$d"
+grep -q "front-end connected" "$work/helper-dst.log"
+ok $? "the destination's helper served the migrated guest"
 
 echo "1..$n"
 exit $((failed > 0))

@@ -119,6 +119,20 @@ check "libvirt-xml prints memoryBacking and the vhostuser disk" 0 "^$xml\$" \
 check "libvirt-xml defaults to vdb and one queue" 0 \
 	$'<driver name=\'qemu\' type=\'raw\'/>\n.*<target dev=\'vdb\' bus=\'virtio\'/>' \
 	"$helper" libvirt-xml --socket /s
+# The two fragments in the smallest domain, against libvirt's own schema.
+libvirt_domain() {
+	local out
+	out=$("$helper" libvirt-xml --socket '/run/vb/a&b.sock' --num-queues 2) || return
+	echo "<domain type='qemu'><name>vb</name><memory unit='MiB'>512</memory>"
+	echo "<os><type arch='x86_64'>hvm</type></os>"
+	awk '/<!-- in <devices> -->/ { exit } { print }' <<< "$out"
+	echo "<devices>"
+	awk 'on { print } /<!-- in <devices> -->/ { on = 1 }' <<< "$out"
+	echo "</devices></domain>"
+}
+libvirt_domain > "$links/domain.xml"
+check "libvirt-xml's fragments make a valid libvirt domain" 0 'validates' \
+	virt-xml-validate "$links/domain.xml" domain
 check_err "libvirt-xml refuses a non-virtio target" "libvirt-xml: --target: 'sda' is not a virtio disk name" \
 	"$helper" libvirt-xml --socket /s --target sda
 check_err "libvirt-xml needs --socket" "libvirt-xml: --socket is required" "$helper" libvirt-xml

@@ -3,18 +3,22 @@
 #
 # fio jobs on /dev/vda in a second-level guest, for `make demo` and the
 # guest-level benchmarks. Each argument is one job, NAME:RW:BS:DEPTH:SECONDS
-# (RW as fio's --rw); the jobs run one after the other, each printing
-#   FIO-BEGIN NAME
-#   <fio's JSON report>
-#   FIO-END NAME <fio's status>
+# (RW as fio's --rw; no spaces). One fio process runs them one after the
+# other (loading fio costs seconds at this depth of emulation); its JSON
+# report, one entry per job, is printed between "FIO-BEGIN" and
+# "FIO-END <status>".
 echo "PROPS vda size=$(cat /sys/block/vda/size) queues=$(ls /sys/block/vda/mq | wc -l)"
+echo "UPTIME $(cut -d' ' -f1 /proc/uptime)"
+jobs=
 for job in "$@"; do
 	IFS=: read -r name rw bs depth secs <<JOB
 $job
 JOB
-	echo "FIO-BEGIN $name"
-	fio --name="$name" --filename=/dev/vda --direct=1 --ioengine=io_uring \
-		--rw="$rw" --bs="$bs" --iodepth="$depth" --runtime="$secs" \
-		--time_based --ramp_time=1 --randrepeat=0 --output-format=json
-	echo "FIO-END $name $?"
+	jobs="$jobs --name=$name --rw=$rw --bs=$bs --iodepth=$depth --runtime=$secs --stonewall"
 done
+echo "FIO-BEGIN"
+# shellcheck disable=SC2086 # the job options are words
+fio --filename=/dev/vda --direct=1 --ioengine=io_uring --time_based \
+	--ramp_time=1 --randrepeat=0 --output-format=json $jobs
+echo "FIO-END $?"
+echo "UPTIME $(cut -d' ' -f1 /proc/uptime)"
