@@ -48,6 +48,7 @@ BLKCHECK := $(BUILD)/guest/blkcheck
 GUEST_IMAGE := $(BUILD)/guest/initramfs.cpio
 GUEST_FIO_IMAGE := $(BUILD)/guest/initramfs-fio.cpio
 FIO := $(BUILD)/fio/fio
+BENCH := $(BUILD)/bench/vhostblk-bench
 
 KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1 KCFLAGS=-Werror
 
@@ -58,15 +59,16 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 .PHONY: all deps kernel-check module helper selftests guest guest-fio check lint \
-	demo vm-run vm-shell install clean help
+	demo bench vm-run vm-shell install clean help
 
-all: module helper selftests guest
+all: module helper selftests guest $(BENCH)
 
 help:
 	@echo 'make deps       install packages (apt-get) and extract kernel sources'
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
 	@echo 'make check      build, lint, boot the test VM, run every suite'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
+	@echo 'make bench      every configuration side by side into bench/results/ (QUICK=1: a subset)'
 	@echo 'make vm-shell   interactive shell in the test VM'
 	@echo "make vm-run CMD='...'  run one command in the test VM"
 	@echo 'make install    install module, helper and man page on this host'
@@ -114,6 +116,13 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
+# The benchmark driver: the selftests' guest library without a guest.
+$(BENCH): bench/vhostblk-bench.c $(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) \
+		uapi/linux/vhost_blk.h | kernel-check
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -Iselftests/vhost_blk -o $@ $< $(SELFTEST_LIB) \
+		$(LDFLAGS) -lpthread
+
 # The second-level guests' initramfs, and blkcheck built static for it and
 # dynamic for the test VM's side. The image script skips an image that is up
 # to date; so does build-fio for fio.
@@ -141,7 +150,7 @@ check: all
 	@rm -rf $(BUILD)/check && mkdir -p $(BUILD)/check/results
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
 	@$(TOP)/helper/fuzz/run-fuzz $(BUILD)/check/results || true
-	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/check/console.log \
+	@$(VM) run --kver $(KVER) --timeout 2400 --log $(BUILD)/check/console.log \
 		-- selftests/run-suites $(BUILD)/check/results; \
 	 echo $$? > $(BUILD)/check/vm-status
 	@$(TOP)/scripts/check-report $(BUILD)/check
@@ -150,6 +159,11 @@ check: all
 demo: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
 		-- scripts/demo $(DEMO_SECONDS)
+
+# All configurations in one boot of the test VM; results under bench/results/.
+bench: all
+	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
+		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 
 vm-run: all
 	@$(VM) run --kver $(KVER) -- sh -c '$(CMD)'
@@ -174,4 +188,4 @@ install: all
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
-	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/guest $(BUILD)/check $(BUILD)/vm
+	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/bench $(BUILD)/guest $(BUILD)/check $(BUILD)/vm

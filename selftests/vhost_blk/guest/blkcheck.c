@@ -19,7 +19,8 @@
  * MARKER holds a blkcheck block of generation 1 (written on the backend
  * once the migration is over). Then every buffer must hold the generation
  * its last pass read: a page the device wrote during the migration and the
- * dirty log missed would reach the destination stale.
+ * dirty log missed would reach the destination stale. The buffers are
+ * filled before the first pass, so that only the device writes them after.
  *
  *   blkcheck [-c CPU] write|verify DEV FIRST COUNT GEN
  *   blkcheck [-c CPU] zero|discard DEV FIRST COUNT
@@ -193,6 +194,13 @@ static int do_migrate(int fd, unsigned char *buf, uint64_t first, uint64_t count
 		printf("out of memory\n");
 		return 1;
 	}
+	/*
+	 * Fault every buffer in now: were a page first touched by the read
+	 * into it, the kernel's zeroing of it (a CPU write, which the
+	 * migration tracks by itself) would hide a dirty log that missed the
+	 * device's write right after.
+	 */
+	memset(hist, 0x5a, HISTORY * count * BLOCK);
 	for (pass = 0; !marker_set(fd, buf, marker); pass++) {
 		gens[pass % HISTORY] = MIGRATE_GEN + pass;
 		for (b = first; b < first + count; b++) {
