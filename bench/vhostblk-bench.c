@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhostblk-bench: drive a virtio-blk device the way a guest driver does,
+ * without a guest, and measure it. The device is either /dev/vhost-blk with
+ * a block device attached (the kernel path, no process in between) or a
+ * vhost-user-blk back-end at a socket (vhostblk-setup serve, or
+ * qemu-storage-daemon's export): then this program is the front-end and
+ * shares its memory and rings with the back-end, as QEMU would. Built on the
+ * selftests' guest-in-a-process library (selftests/vhost_blk/vblk.h, vu.h).
+ *
+ *   vhostblk-bench (--device DEV | --vhost-user SOCKET)
+ *                  [--rw randread|randwrite|read|write] [--bs BYTES]
+ *                  [--depth N] [--queues N] [--seconds N] [--watch PID]...
+ *
+ * One thread per queue keeps DEPTH requests in flight until the time is up.
+ * Prints one JSON object: IOPS, bandwidth, mean and p99 latency (from the
+ * request's publication to its reaping), and the CPU seconds spent during
+ * the run by this process ("cpu_driver_s", the guest driver's share) and by
+ * the device side ("cpu_device_s"): each --watch process (a vhost-user
+ * back-end) and the vhost worker threads of this process and of the watched
+ * ones (kernel threads named "vhost-<owner pid>"). The device side's threads
+ * are sampled while the device is open: a worker ends with its device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/resource.h>
+
+#include "vblk.h"
+#include "vu.h"
+
+struct bench_opts {
+	const char *device;
+	const char *socket;
+	bool write;
+	bool random;
+	unsigned int bs;
+	unsigned int depth;
+	unsigned int queues;
+	unsigned int seconds;
+	pid_t watch[8];
+	unsigned int nwatch;
+};
+
+/* One queue's worker: its requests, buffers and latency samples. */
+struct bench_queue {
+	const struct bench_opts *opts;
+	struct vblk_queue *q;
+	uint64_t blocks;	/* device capacity in units of bs */
+	uint64_t deadline_ns;
+	struct vblk_req *reqs;
+	struct vblk_buf *bufs;
+	uint64_t *start_ns;	/* per request */
+	uint64_t *lat_ns;	/* one sample per completed request */
+	size_t nlat, cap;
+	uint64_t next_block;	/* sequential position, or xorshift state */
+	int err;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static uint64_t pick_block(struct bench_queue *bq)
+{
+	uint64_t x = bq->next_block;
+
+	if (!bq->opts->random) {
+		bq->next_block = (x + 1) % bq->blocks;
+		return x;
+	}
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	bq->next_block = x;
+	return x % bq->blocks;
+}
+
+static int submit(struct bench_queue *bq, unsigned int i)
+{
+	struct vblk_req *req = &bq->reqs[i];
+	uint64_t sector = pick_block(bq) * (bq->opts->bs / 512);
+
+	vblk_req_init(req, bq->opts->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+		      sector, &bq->bufs[i], 1);
+	req->priv = &bq->start_ns[i];
+	bq->start_ns[i] = now_ns();
+	return vblk_queue_add(bq->q, req);
+}
+
+static int record(struct bench_queue *bq, uint64_t lat)
+{
+	uint64_t *p;
+
+	if (bq->nlat == bq->cap) {
+		bq->cap = bq->cap ? 2 * bq->cap : 65536;
+		p = realloc(bq->lat_ns, bq->cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		bq->lat_ns = p;
+	}
+	bq->lat_ns[bq->nlat++] = lat;
+	return 0;
+}
+
+static void *queue_thread(void *arg)
+{
+	struct bench_queue *bq = arg;
+	unsigned int i, inflight = 0;
+	struct vblk_req *req;
+	uint64_t t;
+	int ret = 0;
+
+	for (i = 0; i < bq->opts->depth && !ret; i++, inflight++)
+		ret = submit(bq, i);
+	if (!ret)
+		ret = vblk_queue_kick(bq->q) < 0 ? -EIO : 0;
+	while (!ret && inflight) {
+		ret = vblk_reap(bq->q, &req, 10000);
+		if (ret)
+			break;
+		inflight--;
+		t = now_ns();
+		if (req->status != VIRTIO_BLK_S_OK) {
+			ret = -EIO;
+			break;
+		}
+		ret = record(bq, t - *(uint64_t *)req->priv);
+		if (ret || t >= bq->deadline_ns)
+			continue;
+		ret = submit(bq, req - bq->reqs);
+		inflight++;
+		/* Kick once per batch: when nothing more is ready to reap. */
+		if (!ret && !vblk_queue_used_pending(bq->q))
+			ret = vblk_queue_kick(bq->q) < 0 ? -EIO : 0;
+	}
+	bq->err = ret;
+	return NULL;
+}
+
+/* CPU ticks (user + system) of task @pid; 0 if it is gone. */
+static uint64_t task_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After "pid (comm) ": state is field 3, utime 14, stime 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return 0;
+	return ut + st;
+}
+
+/* Ticks of the kernel threads named "vhost-<owner>" (a device's worker). */
+static uint64_t worker_ticks(pid_t owner)
+{
+	char want[32], path[300], comm[32];
+	uint64_t ticks = 0;
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
+			ticks += task_ticks(atoi(de->d_name));
+		fclose(f);
+	}
+	closedir(d);
+	return ticks;
+}
+
+/* Device-side CPU ticks so far: watched processes and vhost workers. */
+static uint64_t device_ticks(const struct bench_opts *o)
+{
+	uint64_t ticks = worker_ticks(getpid());
+	unsigned int i;
+
+	for (i = 0; i < o->nwatch; i++)
+		ticks += task_ticks(o->watch[i]) + worker_ticks(o->watch[i]);
+	return ticks;
+}
+
+static double rusage_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int usage(FILE *f, int status)
+{
+	fprintf(f,
+		"usage: vhostblk-bench (--device DEV | --vhost-user SOCKET)\n"
+		"                      [--rw randread|randwrite|read|write] [--bs BYTES]\n"
+		"                      [--depth N] [--queues N] [--seconds N] [--watch PID]...\n");
+	return status;
+}
+
+static int parse_uint(const char *name, const char *s, unsigned int min,
+		      unsigned int max, unsigned int *v)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || x < min || x > max) {
+		fprintf(stderr, "vhostblk-bench: %s: '%s' is not a number from %u to %u\n",
+			name, s, min, max);
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "vhost-user", required_argument, NULL, 'u' },
+		{ "rw", required_argument, NULL, 'r' },
+		{ "bs", required_argument, NULL, 'b' },
+		{ "depth", required_argument, NULL, 'q' },
+		{ "queues", required_argument, NULL, 'n' },
+		{ "seconds", required_argument, NULL, 't' },
+		{ "watch", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	unsigned int pid;
+	int c;
+
+	*o = (struct bench_opts){ .random = true, .bs = 4096, .depth = 1,
+				  .queues = 1, .seconds = 10 };
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o->device = optarg;
+			break;
+		case 'u':
+			o->socket = optarg;
+			break;
+		case 'r':
+			o->random = !strncmp(optarg, "rand", 4);
+			o->write = !strcmp(optarg + (o->random ? 4 : 0), "write");
+			if (!o->write && strcmp(optarg + (o->random ? 4 : 0), "read")) {
+				fprintf(stderr, "vhostblk-bench: --rw: '%s' is not randread, randwrite, read or write\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'b':
+			if (parse_uint("--bs", optarg, 512, 1 << 20, &o->bs))
+				return -1;
+			if (o->bs % 512) {
+				fprintf(stderr, "vhostblk-bench: --bs: not a multiple of 512\n");
+				return -1;
+			}
+			break;
+		case 'q':
+			if (parse_uint("--depth", optarg, 1, 128, &o->depth))
+				return -1;
+			break;
+		case 'n':
+			if (parse_uint("--queues", optarg, 1, VHOST_BLK_MAX_QUEUES,
+				       &o->queues))
+				return -1;
+			break;
+		case 't':
+			if (parse_uint("--seconds", optarg, 1, 3600, &o->seconds))
+				return -1;
+			break;
+		case 'w':
+			if (parse_uint("--watch", optarg, 1, 1 << 22, &pid))
+				return -1;
+			if (o->nwatch == sizeof(o->watch) / sizeof(o->watch[0])) {
+				fprintf(stderr, "vhostblk-bench: too many --watch\n");
+				return -1;
+			}
+			o->watch[o->nwatch++] = pid;
+			break;
+		case 'h':
+			exit(usage(stdout, 0));
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc || !o->device == !o->socket) {
+		usage(stderr, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* The device: vhost-blk directly, or through a vhost-user back-end. */
+struct bench_dev {
+	struct vblk_dev kdev;
+	struct vu_frontend fe;
+	struct vblk_dev *dev;
+	uint64_t capacity;	/* sectors */
+};
+
+static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
+{
+	struct vblk_opts vo = {
+		.features = (1ULL << VIRTIO_RING_F_EVENT_IDX),
+		.nqueues = o->queues,
+		.queue_size = 256,
+		.mem_size = (size_t)o->queues * o->depth * o->bs + (16UL << 20),
+		.nregions = 1,
+	};
+	struct virtio_blk_config cfg;
+	int ret;
+
+	if (o->device) {
+		ret = vblk_dev_start(&bd->kdev, &vo, o->device, O_RDWR);
+		if (ret)
+			return ret;
+		bd->dev = &bd->kdev;
+		ret = vblk_dev_get_config(bd->dev, &cfg);
+		if (ret)
+			return ret;
+		bd->capacity = cfg.capacity;
+		return 0;
+	}
+	ret = vu_frontend_open(&bd->fe, o->socket, &(struct vu_opts){ .vblk = vo });
+	if (ret)
+		return ret;
+	bd->dev = &bd->fe.dev;
+	bd->capacity = bd->fe.config.capacity;
+	return 0;
+}
+
+static void bench_close(struct bench_dev *bd)
+{
+	if (bd->dev == &bd->kdev)
+		vblk_dev_close(&bd->kdev);
+	else if (bd->dev)
+		vu_frontend_close(&bd->fe);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_queue bqs[VHOST_BLK_MAX_QUEUES] = { 0 };
+	struct bench_dev bd = { 0 };
+	struct bench_opts o;
+	pthread_t threads[VHOST_BLK_MAX_QUEUES];
+	uint64_t start, elapsed, total = 0, sum = 0, *all, dev_ticks;
+	double driver_s;
+	unsigned int qi, i;
+	size_t n;
+	int ret;
+
+	if (parse_args(argc, argv, &o))
+		return 2;
+	ret = bench_open(&bd, &o);
+	if (ret) {
+		fprintf(stderr, "vhostblk-bench: %s: %s\n",
+			o.device ? o.device : o.socket, strerror(-ret));
+		bench_close(&bd);
+		return 1;
+	}
+	if (bd.capacity < o.bs / 512) {
+		fprintf(stderr, "vhostblk-bench: the device is smaller than one block\n");
+		bench_close(&bd);
+		return 1;
+	}
+	for (qi = 0; qi < o.queues; qi++) {
+		struct bench_queue *bq = &bqs[qi];
+
+		bq->opts = &o;
+		bq->q = &bd.dev->queues[qi];
+		bq->blocks = bd.capacity / (o.bs / 512);
+		bq->next_block = o.random ? 0x9e3779b97f4a7c15ULL * (qi + 1) :
+			bq->blocks / o.queues * qi;
+		bq->reqs = calloc(o.depth, sizeof(*bq->reqs));
+		bq->bufs = calloc(o.depth, sizeof(*bq->bufs));
+		bq->start_ns = calloc(o.depth, sizeof(*bq->start_ns));
+		if (!bq->reqs || !bq->bufs || !bq->start_ns) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (i = 0; i < o.depth && !ret; i++)
+			ret = vblk_mem_alloc(&bd.dev->mem, o.bs, 4096, &bq->bufs[i]);
+		if (ret)
+			break;
+	}
+	driver_s = rusage_s();
+	dev_ticks = device_ticks(&o);
+	start = now_ns();
+	for (qi = 0; qi < o.queues && !ret; qi++) {
+		bqs[qi].deadline_ns = start + o.seconds * 1000000000ULL;
+		if (pthread_create(&threads[qi], NULL, queue_thread, &bqs[qi]))
+			ret = -EAGAIN;
+	}
+	while (qi--)
+		pthread_join(threads[qi], NULL);
+	elapsed = now_ns() - start;
+	driver_s = rusage_s() - driver_s;
+	dev_ticks = device_ticks(&o) - dev_ticks;
+	for (qi = 0; qi < o.queues && !ret; qi++) {
+		ret = bqs[qi].err;
+		total += bqs[qi].nlat;
+	}
+	if (ret) {
+		fprintf(stderr, "vhostblk-bench: I/O failed: %s\n", strerror(-ret));
+		goto out;
+	}
+	all = malloc((total ? total : 1) * sizeof(*all));
+	if (!all) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (qi = 0, n = 0; qi < o.queues; qi++) {
+		memcpy(all + n, bqs[qi].lat_ns, bqs[qi].nlat * sizeof(*all));
+		n += bqs[qi].nlat;
+	}
+	for (n = 0; n < total; n++)
+		sum += all[n];
+	qsort(all, total, sizeof(*all), cmp_u64);
+	printf("{\"ios\": %" PRIu64 ", \"seconds\": %.3f, \"iops\": %.1f, \"mib_s\": %.2f, "
+	       "\"lat_mean_us\": %.1f, \"lat_p99_us\": %.1f, \"cpu_driver_s\": %.3f, "
+	       "\"cpu_device_s\": %.2f}\n",
+	       total, elapsed / 1e9, total / (elapsed / 1e9),
+	       total * (double)o.bs / (1 << 20) / (elapsed / 1e9),
+	       total ? sum / 1e3 / total : 0.0,
+	       total ? all[(total - 1) * 99 / 100] / 1e3 : 0.0,
+	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK));
+	free(all);
+out:
+	for (qi = 0; qi < o.queues; qi++) {
+		free(bqs[qi].reqs);
+		free(bqs[qi].bufs);
+		free(bqs[qi].start_ns);
+		free(bqs[qi].lat_ns);
+	}
+	bench_close(&bd);
+	return ret ? 1 : 0;
+}
