@@ -15,10 +15,14 @@
 #           flushed writes until QEMU is killed with I/O in flight.
 #   boot 2: a new QEMU on the same, surviving helper: every block flushed
 #           before the kill is intact; the helper is stopped (SIGTERM) and
-#           started again under the writing guest, which sees no error; then
-#           the guest migrates live to a second QEMU (served by a second
-#           helper on the same backend) while the device writes into its
-#           memory, and finds every byte of that memory on the destination.
+#           started again under the writing guest, which sees no error.
+#           With E2E_MIGRATION=1 the guest then migrates live to a second
+#           QEMU (served by a second helper on the same backend) while the
+#           device writes into its memory, and must find every byte of that
+#           memory on the destination. Not in `make check`: under the test
+#           VM's emulation, a guest migrated while it holds some MiB of data
+#           dies on the destination even with QEMU's own virtio-blk, so the
+#           test cannot judge vhost-blk there (Documentation/testing.rst).
 # Prints TAP.
 set -uo pipefail
 
@@ -28,6 +32,7 @@ blkcheck=$top/build/guest/blkcheck
 # shellcheck source=selftests/vhost_blk/guest_lib.sh
 . "$top/selftests/vhost_blk/guest_lib.sh"
 
+migration=${E2E_MIGRATION:+migrate}
 serial=e2e-disk-serial
 ro_serial=e2e-ro-serial
 mem=384
@@ -202,7 +207,7 @@ mkfifo "$g/monitor.in" "$g/monitor.out"
 cat "$g/monitor.out" > "$g/monitor.log" &
 monitor_pid=$!
 # shellcheck disable=SC2046 # qemu-args prints words
-guest_start "$g" "$mem" "e2e.sh second $flushed" $(qemu_disk rw --num-queues 2) \
+guest_start "$g" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk rw --num-queues 2) \
 	-chardev "pipe,id=hmp,path=$g/monitor" -mon chardev=hmp,mode=readline
 guest_wait "$g" '^FLUSHED-INTACT ' "$boot_secs"
 ok $? "a new QEMU boots on the same helper" "$g"
@@ -217,7 +222,7 @@ sleep 2
 start_helper rw "$rw" --num-queues 2 --serial "$serial"
 ok $? "helper starts again on the same socket"
 rw_pid=$helper_pid
-guest_wait "$g" '^MIGRATE-START' 300
+guest_wait "$g" '^ROUNDS-VERIFY ' 300
 ok $? "guest writes its rounds" "$g"
 ! grep -Eq '^ROUND [0-9]+ [^0]' "$g/out" && [ "$(grep -c '^ROUND ' "$g/out")" = 12 ]
 ok $? "guest saw no I/O error while the helper restarted" "$g"
@@ -228,6 +233,15 @@ ok $? "QEMU reconnected to the restarted helper"
 "$blkcheck" verify "$rw" 8192 768 3
 ok $? "the backend holds every round"
 
+if [ -z "$migration" ]; then
+	guest_end "$g" 120
+	ok $? "guest finishes" "$g"
+	grep -qx "DMESG-ERRORS 0" "$g/out"
+	ok $? "guest kernel log has no error" "$g"
+	echo "1..$n"
+	exit $((failed > 0))
+fi
+
 # Live migration: the destination QEMU waits for the state on a unix
 # socket, with its own helper on the same backend.
 start_helper dst "$rw" --num-queues 2 --serial "$serial"
@@ -235,7 +249,7 @@ ok $? "a second helper serves the destination" || exit 1
 dst_pid=$helper_pid
 d=$work/boot2-dst
 # shellcheck disable=SC2046 # qemu-args prints words
-guest_start "$d" "$mem" "e2e.sh second $flushed" $(qemu_disk dst --num-queues 2) \
+guest_start "$d" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk dst --num-queues 2) \
 	-incoming "unix:$work/migration.sock"
 for ((i = 0; i < 100; i++)); do
 	[ -S "$work/migration.sock" ] && break
