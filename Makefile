@@ -161,7 +161,7 @@ demo: all guest-fio
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
-bench: all
+bench: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
 		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 

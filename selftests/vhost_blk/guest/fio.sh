@@ -19,6 +19,8 @@ done
 echo "FIO-BEGIN"
 # shellcheck disable=SC2086 # the job options are words
 fio --filename=/dev/vda --direct=1 --ioengine=io_uring --time_based \
-	--ramp_time=1 --randrepeat=0 --output-format=json $jobs
+	--ramp_time=1 --randrepeat=0 --lat_percentiles=1 --output-format=json $jobs
 echo "FIO-END $?"
 echo "UPTIME $(cut -d' ' -f1 /proc/uptime)"
+# The host samples its threads' CPU time at FIO-END: keep the disk a moment.
+sleep 2
