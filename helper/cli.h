@@ -23,11 +23,19 @@ int unexpected_arg(const char *cmd, const char *arg);
 int usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Opens the block device to serve (see kdev_open_backend()); reports why
+ * it cannot, with the hint to use --read-only where that helps.
+ */
+int cli_open_backend(const char *path, bool read_only);
+
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* @prog: the name to show in help, the command or a vhost-user binary. */
 int cmd_serve(const char *prog, int argc, char **argv);
 int cmd_qemu_args(int argc, char **argv);
 int cmd_libvirt_xml(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_send_fds(int argc, char **argv);
 
 #endif /* CLI_H */

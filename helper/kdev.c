@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libkmod.h>
+#include <linux/fs.h>
 #include <linux/vhost_blk.h>
 
 #include "kdev.h"
@@ -124,9 +126,8 @@ int kdev_open(const char **why)
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT) {
-		ret = -errno;
-		*why = "cannot open";
-		return ret;
+		*why = NULL;
+		return -errno;
 	}
 	ret = kdev_load_module(why);
 	if (ret)
@@ -163,6 +164,32 @@ int kdev_read_info(struct kdev_info *info, const char **why)
 		ret = -errno;
 		*why = "VHOST_GET_FEATURES";
 	}
+	close(fd);
+	return ret;
+}
+
+int kdev_open_backend(const char *path, bool read_only, const char **why)
+{
+	struct stat st;
+	int fd, ro = 0, ret;
+
+	fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		*why = NULL;
+		return -errno;
+	}
+	if (fstat(fd, &st) || !S_ISBLK(st.st_mode)) {
+		*why = "not a block device";
+		ret = -ENOTBLK;
+		goto err;
+	}
+	if (!read_only && !ioctl(fd, BLKROGET, &ro) && ro) {
+		*why = "read-only device";
+		ret = -EROFS;
+		goto err;
+	}
+	return fd;
+err:
 	close(fd);
 	return ret;
 }

@@ -7,6 +7,7 @@
 #ifndef KDEV_H
 #define KDEV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,14 @@ int kdev_load_module(const char **why);
  * node does not exist. A descriptor, or a negative errno with *why.
  */
 int kdev_open(const char **why);
+
+/*
+ * Opens the block device @path to serve (O_CLOEXEC), read-only with
+ * @read_only. A descriptor, or a negative errno with *why: NULL when open(2)
+ * failed (the errno tells why), else -ENOTBLK when @path is no block device
+ * or -EROFS when the device is read-only and @read_only is not set.
+ */
+int kdev_open_backend(const char *path, bool read_only, const char **why);
 
 struct kdev_info {
 	uint32_t abi_version;

@@ -8,6 +8,8 @@
  *   serve        a vhost-user-blk back-end whose data path is in the kernel
  *   qemu-args    QEMU options for a served disk
  *   libvirt-xml  libvirt domain XML for a served disk
+ *   exec         run QEMU with the descriptors of its vhost-blk-pci devices
+ *   send-fds     pass those descriptors to a running QEMU, for hot-plug
  *
  * Invoked under a name starting with "vhost-user-blk" (a link), the program
  * is a vhost-user back-end program: the options of `serve` directly, with
@@ -70,6 +72,20 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return EXIT_USAGE;
+}
+
+int cli_open_backend(const char *path, bool read_only)
+{
+	const char *why;
+	int fd;
+
+	fd = kdev_open_backend(path, read_only, &why);
+	if (fd < 0)
+		fprintf(stderr, HELPER_NAME ": %s: %s%s\n", path,
+			why ? why : strerror(-fd),
+			fd == -EROFS || fd == -EACCES ?
+			" (serve a read-only device with --read-only)" : "");
+	return fd;
 }
 
 /* ------------------------------------------------------------------------
@@ -285,6 +301,11 @@ static void usage(FILE *out)
 		"                        print the QEMU options for a disk served at PATH\n"
 		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
 		"                        print the libvirt domain XML for it\n"
+		"  exec --backend DEV [--read-only] [--user USER] -- QEMU ARGS...\n"
+		"                        run QEMU with the descriptors of a vhost-blk-pci\n"
+		"                        disk (%%v, %%b in ARGS)\n"
+		"  send-fds --qmp SOCKET --backend DEV --id ID [--device-add]\n"
+		"                        pass them to a running QEMU, for hot-plug\n"
 		"\n"
 		"'" HELPER_NAME " COMMAND --help' describes a command's options.\n"
 		"Exit status: 0 success, 1 failure, 2 usage error.\n");
@@ -342,6 +363,10 @@ int main(int argc, char **argv)
 		return cmd_qemu_args(argc, argv);
 	if (!strcmp(argv[0], "libvirt-xml"))
 		return cmd_libvirt_xml(argc, argv);
+	if (!strcmp(argv[0], "exec"))
+		return cmd_exec(argc, argv);
+	if (!strcmp(argv[0], "send-fds"))
+		return cmd_send_fds(argc, argv);
 	fprintf(stderr, HELPER_NAME ": unknown command '%s'; see --help\n", argv[0]);
 	return EXIT_USAGE;
 }

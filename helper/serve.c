@@ -17,8 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <linux/fs.h>
-
+#include "cli.h"
 #include "conn.h"
 #include "kdev.h"
 #include "serve.h"
@@ -149,34 +148,6 @@ static int inherited_listener(int fd)
 	return fd;
 }
 
-static int open_backend(const struct serve_opts *opts)
-{
-	struct stat st;
-	int fd, ro = 0;
-
-	fd = open(opts->backend, (opts->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "vhostblk-setup: %s: %s%s\n", opts->backend,
-			strerror(errno),
-			errno == EROFS || errno == EACCES ?
-			" (serve a read-only device with --read-only)" : "");
-		return -1;
-	}
-	if (fstat(fd, &st) || !S_ISBLK(st.st_mode)) {
-		fprintf(stderr, "vhostblk-setup: %s: not a block device\n",
-			opts->backend);
-		close(fd);
-		return -1;
-	}
-	if (!opts->read_only && !ioctl(fd, BLKROGET, &ro) && ro) {
-		fprintf(stderr, "vhostblk-setup: %s: read-only device (serve a read-only device with --read-only)\n",
-			opts->backend);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int signals_fd(sigset_t *old)
 {
 	sigset_t set;
@@ -202,7 +173,7 @@ int serve_run(const struct serve_opts *opts)
 	const char *why;
 	sigset_t old;
 
-	backend_fd = open_backend(opts);
+	backend_fd = cli_open_backend(opts->backend, opts->read_only);
 	if (backend_fd < 0)
 		return 1;
 	/* Fail now, not at the first connection, if the module is missing. */

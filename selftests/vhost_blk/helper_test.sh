@@ -190,6 +190,94 @@ kill -TERM "$fd_pid" 2>/dev/null
 wait "$fd_pid"
 check "serve exits with 0 on SIGTERM" 0 '' test "$?" -eq 0
 
+# exec: the descriptors reach the program, numbers substituted.
+check "exec hands the program /dev/vhost-blk and the backend" 0 "^/dev/vhost-blk $loop_rw\$" \
+	"$helper" exec --backend "$loop_rw" -- sh -c 'echo "$(readlink /proc/self/fd/%v) $(readlink /proc/self/fd/%b)"'
+# The last octal digit of fdinfo's flags: 2 read-write, 0 read-only.
+check "exec opens --backend read-write and --ro-backend read-only" 0 '^2 0$' \
+	"$helper" exec --backend "$loop_rw" --ro-backend "$loop_ro" -- \
+	sh -c ': %v0 %v1; for f in %b0 %b1; do sed -n "s/^flags:.*\(.\)$/\1/p" /proc/self/fdinfo/$f; done | xargs'
+check "exec --read-only opens every disk read-only" 0 '^0$' \
+	"$helper" exec --read-only --backend "$loop_ro" -- sh -c ': %v; sed -n "s/^flags:.*\(.\)$/\1/p" /proc/self/fdinfo/%b'
+check "exec --user runs the program as that user, descriptors open" 0 '^65534 /dev/vhost-blk$' \
+	"$helper" exec --backend "$loop_rw" --user nobody -- sh -c ': %b; echo "$(id -u) $(readlink /proc/self/fd/%v)"'
+check "exec turns %% into %" 0 '^100%$' \
+	"$helper" exec --backend "$loop_rw" -- sh -c ': %v %b; echo 100%%'
+check_err "exec needs a backend" "exec: --backend is required" "$helper" exec -- true
+check_err "exec needs a program" "exec: no program to run" "$helper" exec --backend "$loop_rw"
+check_err "exec refuses a placeholder of a disk not given" "exec: %v1: there is no disk 1" \
+	"$helper" exec --backend "$loop_rw" -- echo %v %b %v1
+check_err "exec refuses a disk the command does not use" \
+	"exec: --backend $loop_rw: the command does not use %v0 and %b0" \
+	"$helper" exec --backend "$loop_rw" -- echo %v
+check_err "exec fails on a read-only device without --read-only" \
+	"^vhostblk-setup: $loop_ro: .*with --read-only" "$helper" exec --backend "$loop_ro" -- echo %v %b
+check_err "exec refuses an unknown user" "exec: --user nosuchuser: no such user" \
+	"$helper" exec --backend "$loop_rw" --user nosuchuser -- echo %v %b
+check_err "exec names a program that cannot run" "exec: /nonexistent: No such file or directory" \
+	"$helper" exec --backend "$loop_rw" -- /nonexistent %v %b
+
+# send-fds: the command line, then the QMP exchange against a fake QEMU
+# that takes the descriptors and refuses the device.
+check_err "send-fds needs --qmp, --backend and --id" \
+	"send-fds: --qmp, --backend and --id are required" "$helper" send-fds --backend "$loop_rw"
+check_err "send-fds refuses an id QEMU would refuse" "send-fds: --id: '1d' is not a QEMU id" \
+	"$helper" send-fds --qmp x --backend "$loop_rw" --id 1d
+check_err "send-fds takes device options only with --device-add" \
+	"send-fds: --num-queues, --queue-size and --serial go with --device-add" \
+	"$helper" send-fds --qmp x --backend "$loop_rw" --id d1 --serial s
+check_err "send-fds says when QEMU's socket is missing" \
+	"send-fds: $links/none.qmp: cannot connect: No such file or directory" \
+	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
+qmpsock=$links/qmp.sock
+python3 -c '
+import array, json, os, socket, sys
+path, log = sys.argv[1:]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(1)
+c, _ = srv.accept()
+c.settimeout(10)
+c.sendall(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
+with open(log, "w") as out:
+    buf = b""
+    while True:
+        fds = array.array("i")
+        msg, anc, _, _ = c.recvmsg(4096, socket.CMSG_SPACE(4))
+        if not msg:
+            break
+        for level, kind, data in anc:
+            fds.frombytes(data[:4])
+        buf += msg
+        while buf.strip():
+            cmd, end = json.JSONDecoder().raw_decode(buf.decode().lstrip())
+            buf = buf.decode().lstrip()[end:].encode()
+            name = cmd["execute"]
+            args = cmd.get("arguments", {})
+            target = os.readlink("/proc/self/fd/%d" % fds[0]) if fds else "-"
+            out.write("%s %s %s\n" % (name, json.dumps(args, sort_keys=True), target))
+            out.flush()
+            c.sendall(b"{\"event\": \"X\", \"data\": {}}\r\n")
+            if name == "device_add":
+                c.sendall(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"no \\\"bus\\\" here\"}}\r\n")
+            else:
+                c.sendall(b"{\"return\": {}}\r\n")
+' "$qmpsock" "$links/qmp.log" 2>/dev/null &
+qmp_pid=$!
+for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
+check_err "send-fds reports QEMU's refusal of the device" \
+	'^vhostblk-setup send-fds: device_add: no "bus" here$' \
+	"$helper" send-fds --qmp "$qmpsock" --backend "$loop_rw" --id d1 --device-add \
+	--num-queues 2 --serial 'a"b'
+wait "$qmp_pid"
+check "send-fds passes both descriptors, adds the device, closes them in QEMU on failure" 0 \
+	"^qmp_capabilities \{\} -
+getfd \{\"fdname\": \"d1-vhostfd\"\} /dev/vhost-blk
+getfd \{\"fdname\": \"d1-backendfd\"\} $loop_rw
+device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 2, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
+closefd \{\"fdname\": \"d1-backendfd\"\} -
+closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
+
 # Loading the module on demand (libkmod): a module tree with the vhost core
 # and the vhost_blk.ko under test, mounted over the running kernel's while
 # the module is unloaded; then without it, the message when it cannot load.
