@@ -49,6 +49,7 @@ GUEST_IMAGE := $(BUILD)/guest/initramfs.cpio
 GUEST_FIO_IMAGE := $(BUILD)/guest/initramfs-fio.cpio
 FIO := $(BUILD)/fio/fio
 BENCH := $(BUILD)/bench/vhostblk-bench
+QEMU_DIR := $(BUILD)/qemu
 
 KBUILD_ARGS := -C $(KDIR) M=$(TOP) VHOST_SRC=$(KSRC)/drivers/vhost W=1 KCFLAGS=-Werror
 
@@ -58,7 +59,7 @@ CMD ?= sh
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps kernel-check module helper selftests guest guest-fio check lint \
+.PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check lint \
 	demo bench vm-run vm-shell install clean help
 
 all: module helper selftests guest $(BENCH)
@@ -68,6 +69,7 @@ help:
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
 	@echo 'make check      build, lint, boot the test VM, run every suite'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
+	@echo 'make qemu       QEMU 7.2 with -device vhost-blk-pci (patches/qemu) into build/qemu/'
 	@echo 'make bench      every configuration side by side into bench/results/ (QUICK=1: a subset)'
 	@echo 'make vm-shell   interactive shell in the test VM'
 	@echo "make vm-run CMD='...'  run one command in the test VM"
@@ -142,11 +144,16 @@ $(BLKCHECK)-static: selftests/vhost_blk/guest/blkcheck.c
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -static -o $@ $<
 
+# QEMU with the vhost-blk-pci device of patches/qemu, from Debian's source;
+# cached (the script rebuilds only when the source or the series changes).
+qemu:
+	@$(TOP)/scripts/build-qemu $(QEMU_DIR)
+
 # checkpatch and sparse, each one test that fails on any finding.
 lint: kernel-check
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
 
-check: all
+check: all qemu
 	@rm -rf $(BUILD)/check && mkdir -p $(BUILD)/check/results
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
 	@$(TOP)/helper/fuzz/run-fuzz $(BUILD)/check/results || true
