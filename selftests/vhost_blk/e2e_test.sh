@@ -44,27 +44,15 @@ failed=0
 rw_pid=
 ro_pid=
 dst_pid=
-monitor_pid=
 rw=
 image=$work/disk.img
-
-ok() { # ok STATUS DESC [GUEST_DIR]: one TAP line; a failure shows the guest
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-		return 0
-	fi
-	echo "not ok $n $2"
-	failed=$((failed + 1))
-	[ -n "${3:-}" ] && guest_report "$3"
-	return 1
-}
 
 cleanup() {
 	for g in "$work"/boot*/; do
 		[ -f "$g/pid" ] && guest_kill "$g"
 	done
-	kill "$rw_pid" "$ro_pid" "$dst_pid" "$monitor_pid" 2> /dev/null
+	kill "$rw_pid" "$ro_pid" "$dst_pid" 2> /dev/null
+	kill "$(cat "$work/boot2/monitor.pid" 2> /dev/null)" 2> /dev/null
 	wait 2> /dev/null
 	[ -n "$rw" ] && losetup -d "$rw"
 	rmmod brd 2> /dev/null
@@ -78,23 +66,15 @@ trap cleanup EXIT
 # start_helper NAME BACKEND SERVE_OPTION...: serve BACKEND at $work/NAME.sock;
 # sets helper_pid.
 start_helper() {
-	local name=$1 backend=$2 i
+	local name=$1 backend=$2
 	shift 2
 	rm -f "$work/$name.sock"
 	"$helper" serve --backend "$backend" --socket "$work/$name.sock" "$@" \
 		2>> "$work/helper-$name.log" &
 	helper_pid=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$work/$name.sock" ] && return 0
-		sleep 0.1
-	done
+	wait_socket "$work/$name.sock" && return 0
 	kill "$helper_pid" 2> /dev/null
 	return 1
-}
-
-# CPU time (user + system, in clock ticks) of a process or thread.
-cpu_ticks() {
-	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
 # qemu_disk NAME [QEMU_ARGS_OPTION...]: the options of the disk served at
@@ -104,20 +84,6 @@ qemu_disk() {
 	local name=$1
 	shift
 	"$helper" qemu-args --socket "$work/$name.sock" "$@" | cut -d' ' -f5-
-}
-
-# hmp DIR COMMAND: a human monitor command to the guest's QEMU (the answers
-# collect in DIR/monitor.log).
-hmp() {
-	# Bounded: writing to the FIFO would block if QEMU were gone.
-	timeout 5 bash -c 'echo "$2" > "$1"' hmp "$1/monitor.in" "$2"
-}
-
-# migration_status DIR: asks the source QEMU and prints the last status seen.
-migration_status() {
-	hmp "$1" "info migrate"
-	sleep 1
-	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
 }
 
 echo "TAP version 13"
@@ -203,12 +169,9 @@ ok $? "the backend holds every block flushed before the kill"
 # helper for every disk (a helper serves one front-end at a time).
 g=$work/boot2
 mkdir -p "$g"
-mkfifo "$g/monitor.in" "$g/monitor.out"
-cat "$g/monitor.out" > "$g/monitor.log" &
-monitor_pid=$!
-# shellcheck disable=SC2046 # qemu-args prints words
+# shellcheck disable=SC2046 # qemu-args and monitor_start print words
 guest_start "$g" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk rw --num-queues 2) \
-	-chardev "pipe,id=hmp,path=$g/monitor" -mon chardev=hmp,mode=readline
+	$(monitor_start "$g")
 guest_wait "$g" '^FLUSHED-INTACT ' "$boot_secs"
 ok $? "a new QEMU boots on the same helper" "$g"
 grep -qx "FLUSHED-INTACT 0" "$g/out"
@@ -251,10 +214,7 @@ d=$work/boot2-dst
 # shellcheck disable=SC2046 # qemu-args prints words
 guest_start "$d" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk dst --num-queues 2) \
 	-incoming "unix:$work/migration.sock"
-for ((i = 0; i < 100; i++)); do
-	[ -S "$work/migration.sock" ] && break
-	sleep 0.1
-done
+wait_socket "$work/migration.sock"
 # At 16 MiB/s the guest's 40-odd MiB of data take a few seconds to copy,
 # while the guest keeps reading into its buffers.
 hmp "$g" "migrate_set_parameter max-bandwidth 16M"

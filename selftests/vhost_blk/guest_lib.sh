@@ -11,6 +11,10 @@
 # powers off. Its guest RAM is a shared memfd, as vhost-user needs, whatever
 # its disks are. Each guest has a directory: console (kernel log), out (the
 # script's output, then "GUEST-EXIT <status>"), qemu.log, pid.
+#
+# For the suites that drive guests, it also has their TAP line (ok, which
+# counts in the globals n and failed), the wait for a socket, a process's
+# CPU time and the human monitor over a FIFO.
 
 # Kernel options that take a third off a boot under double emulation: no
 # crypto self-tests, no speculation mitigations, no LSMs, no clocksource
@@ -29,19 +33,28 @@ guest_kernel() {
 	fi
 }
 
+# Which QEMU guest_start runs, and how: GUEST_QEMU is the binary (the
+# patched one of `make qemu` for vhost-blk-pci); the words of the array
+# GUEST_WRAP go before it (vhostblk-setup exec ... --); GUEST_PRIVATE_MEM=1
+# gives the guest private RAM instead of the shared memfd vhost-user needs.
+GUEST_QEMU=${GUEST_QEMU:-qemu-system-x86_64}
+GUEST_WRAP=()
+
 # guest_start DIR MEM_MB "SCRIPT ARGS..." QEMU_ARG...: boots a guest in the
 # background that runs /guest/SCRIPT ARGS.
 guest_start() {
-	local dir=$1 mem=$2 run=$3 args=
+	local dir=$1 mem=$2 run=$3 args='' memory
 	shift 3
 	[[ $run == *" "* ]] && args=${run#* }
+	memory=(-object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
+		-machine memory-backend=mem)
+	[ -n "${GUEST_PRIVATE_MEM:-}" ] && memory=()
 	mkdir -p "$dir"
 	: > "$dir/out"
-	setpriv --pdeathsig KILL -- qemu-system-x86_64 \
+	setpriv --pdeathsig KILL -- "${GUEST_WRAP[@]}" "$GUEST_QEMU" \
 		-accel tcg -cpu max -smp 2 -machine pc -nodefaults -no-user-config \
 		-display none -no-reboot \
-		-object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
-		-machine memory-backend=mem -m "${mem}M" \
+		"${memory[@]}" -m "${mem}M" \
 		-kernel "$(guest_kernel)" -initrd "$top/build/guest/initramfs${GUEST_IMAGE:+-$GUEST_IMAGE}.cpio" \
 		-append "console=ttyS0 quiet panic=-1 ${GUEST_FAST_BOOT//$'\n'/ } ${GUEST_APPEND:-} GUEST_SCRIPT=${run%% *} GUEST_ARGS=$(printf '%s' "$args" | base64 -w0)" \
 		-serial "file:$dir/console" -serial "file:$dir/out" \
@@ -104,4 +117,55 @@ guest_report() {
 	sed 's/^/# out: /' "$1/out"
 	tail -n 20 "$1/console" | tr -d '\r' | sed 's/^/# console: /'
 	sed 's/^/# qemu: /' "$1/qemu.log"
+}
+
+# ok STATUS DESC [GUEST_DIR]: one TAP line; a failure shows the guest.
+ok() {
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+		return 0
+	fi
+	echo "not ok $n $2"
+	failed=$((failed + 1))
+	[ -n "${3:-}" ] && guest_report "$3"
+	return 1
+}
+
+# wait_socket PATH [SECONDS]: waits until a unix socket exists (default 10 s).
+wait_socket() {
+	local i
+	for ((i = 0; i < ${2:-10} * 10; i++)); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cpu_ticks PID: CPU time (user + system, in clock ticks) of a process or
+# thread.
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# monitor_start DIR: the QEMU options of a human monitor on FIFOs in DIR,
+# whose answers collect in DIR/monitor.log; the reader's pid in DIR/monitor.pid.
+monitor_start() {
+	mkfifo "$1/monitor.in" "$1/monitor.out"
+	cat "$1/monitor.out" > "$1/monitor.log" &
+	echo $! > "$1/monitor.pid"
+	echo "-chardev pipe,id=hmp,path=$1/monitor -mon chardev=hmp,mode=readline"
+}
+
+# hmp DIR COMMAND: a human monitor command to the guest's QEMU.
+hmp() {
+	# Bounded: writing to the FIFO would block if QEMU were gone.
+	timeout 5 bash -c 'echo "$2" > "$1"' hmp "$1/monitor.in" "$2"
+}
+
+# migration_status DIR: asks the source QEMU and prints the last status seen.
+migration_status() {
+	hmp "$1" "info migrate"
+	sleep 1
+	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
 }

@@ -15,6 +15,10 @@
 #                          "migrate", then reads into memory while the host
 #                          migrates the guest to another QEMU, and checks
 #                          that memory
+#   e2e.sh hotplug [migrate]
+#                          (vhost-blk-pci suite) keeps /dev/vda busy while
+#                          the host hot-plugs a disk, which the guest uses,
+#                          and unplugs it; with "migrate", then as above
 
 props() { # props NAME
 	d=/sys/block/$1
@@ -71,8 +75,49 @@ second() {
 	echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
 }
 
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s.
+wait_until() {
+	n=$(($1 * 5))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
+
+hotplug() {
+	# Synced 64-block rounds over the first 1024 blocks, until told to stop.
+	(
+		r=0 errors=0
+		while [ ! -e /tmp/stop ]; do
+			blkcheck write /dev/vda $((r % 16 * 64)) 64 4 || errors=$((errors + 1))
+			r=$((r + 1))
+		done
+		echo "BUSY-ROUNDS $r"
+		echo "BUSY-ERRORS $errors"
+	) &
+	busy=$!
+	echo "HOTPLUG-WAIT"
+	wait_until 300 test -e /sys/block/vdb; echo "HOTPLUG-SEEN $?"
+	props vdb
+	blkcheck write /dev/vdb 0 256 5 && blkcheck verify /dev/vdb 0 256 5
+	echo "HOTPLUG-IO $?"
+	wait_until 300 test ! -e /sys/block/vdb; echo "HOTPLUG-GONE $?"
+	touch /tmp/stop
+	wait $busy
+	blkcheck verify /dev/vda 0 1024 4; echo "BUSY-VERIFY $?"
+	if [ "$1" = migrate ]; then
+		echo "MIGRATE-START"
+		blkcheck migrate /dev/vda 12288 16 12287; echo "MIGRATE-VERIFY $?"
+	fi
+	echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
+}
+
 case $1 in
 first) first ;;
 second) second "$2" "${3:-}" ;;
-*) echo "usage: e2e.sh first | second FLUSHED [migrate]"; exit 2 ;;
+hotplug) hotplug "${2:-}" ;;
+*) echo "usage: e2e.sh first | second FLUSHED [migrate] | hotplug [migrate]"; exit 2 ;;
 esac

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end with QEMU's own vhost-blk-pci device (patches/qemu, built by
+# `make qemu`): QEMU drives /dev/vhost-blk itself, with the descriptors that
+# `vhostblk-setup exec` and `send-fds` hand it, and a real guest kernel.
+# Needs root, the loaded module, VHOSTBLK_SETUP, the images of `make guest`
+# and the patched QEMU (VHOSTBLK_QEMU, default build/qemu/).
+#
+# First the device's property checks: every bad combination must stop QEMU
+# at start with a message naming the property, and leave no device behind.
+# Then two second-level guests, with private (not shared) guest RAM:
+#   boot 1: two disks from `exec` (read-write on two queues, read-only), the
+#           same checks as the vhost-user suite's first boot (guest/e2e.sh
+#           first): properties, I/O on both queues served by the module's
+#           worker, discard, byte-for-byte read back, the read-only disk;
+#           then QEMU is killed under flushed writes, and every flushed block
+#           is on the backend and no device is left in the module.
+#   boot 2: a disk from `exec` kept busy by the guest while a second disk
+#           is hot-plugged over QMP (send-fds --device-add), used and
+#           unplugged (device_del); the module's device count follows.
+#           With E2E_MIGRATION=1 the guest then migrates live, as in
+#           e2e_test.sh (and not in `make check` for the same reason:
+#           Documentation/testing.rst).
+# Prints TAP.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+helper=${VHOSTBLK_SETUP:-$top/build/helper/vhostblk-setup}
+qemu=${VHOSTBLK_QEMU:-$top/build/qemu/qemu-system-x86_64}
+blkcheck=$top/build/guest/blkcheck
+# shellcheck source=selftests/vhost_blk/guest_lib.sh
+. "$top/selftests/vhost_blk/guest_lib.sh"
+
+migration=${E2E_MIGRATION:+migrate}
+serial=qd-disk-serial
+ro_serial=qd-ro-serial
+mem=384
+boot_secs=420
+refcnt=/sys/module/vhost_blk/refcnt
+work=$(mktemp -d /tmp/qemu-device.XXXXXX)
+n=0
+failed=0
+rw=
+image=$work/disk.img
+
+cleanup() {
+	for g in "$work"/boot*/; do
+		[ -f "$g/pid" ] && guest_kill "$g"
+		[ -f "$g/monitor.pid" ] && kill "$(cat "$g/monitor.pid")" 2> /dev/null
+	done
+	wait 2> /dev/null
+	[ -n "$rw" ] && losetup -d "$rw"
+	rmmod brd 2> /dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "TAP version 13"
+if [ ! -x "$qemu" ]; then
+	echo "1..0 # SKIP no patched QEMU at $qemu (make qemu)"
+	exit 0
+fi
+
+# The devices open in the module: one per /dev/vhost-blk file.
+devices() { cat "$refcnt"; }
+
+# wait_devices COUNT: waits up to 30 s for the module to hold COUNT devices.
+wait_devices() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(devices)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Read-write disk: a loop device over a file in the test VM's tmpfs (it
+# discards). ram0: read-only disk holding 16 blocks of generation 7; ram1:
+# the hot-plugged disk.
+[ -e /dev/loop-control ] || modprobe loop
+truncate -s 64M "$image"
+rw=$(losetup -f --show "$image")
+modprobe brd rd_nr=2 rd_size=16384 max_part=0
+"$blkcheck" write /dev/ram0 0 16 7
+base=$(devices)
+
+# ------------------------------------------------------ device properties
+# bad_device DESC MESSAGE DEVICE_OPTIONS: QEMU must refuse to start.
+bad_device() {
+	local out status
+	out=$(timeout 60 "$qemu" -machine pc -accel tcg \
+		-nodefaults -display none -S -device "vhost-blk-pci,$3" 2>&1 < /dev/null)
+	status=$?
+	[ "$status" = 1 ] && grep -q -- "$2" <<< "$out"
+	ok $? "$1" || echo "# status $status: $out"
+}
+
+bad_device "no descriptors and no drive= is refused" \
+	"vhost-blk needs vhostfd= and backendfd=, or drive=" "serial=x"
+bad_device "vhostfd= without backendfd= is refused" \
+	"vhost-blk needs vhostfd= and backendfd=, or drive=" "vhostfd=3"
+bad_device "drive= with vhostfd= is refused" \
+	"drive= excludes vhostfd= and backendfd=" "drive=/dev/ram1,vhostfd=3"
+bad_device "num-queues=0 is refused" "num-queues must be 1 to 16" \
+	"drive=/dev/ram1,num-queues=0"
+bad_device "num-queues above the module's 16 is refused" \
+	"num-queues must be 1 to 16" "drive=/dev/ram1,num-queues=17"
+bad_device "a queue-size that is no power of 2 is refused" \
+	"queue-size must be a power of 2" "drive=/dev/ram1,queue-size=100"
+bad_device "a queue-size above 1024 is refused" \
+	"queue-size must be a power of 2 up to 1024" "drive=/dev/ram1,queue-size=2048"
+bad_device "a serial longer than 20 bytes is refused" \
+	"serial must be at most 20 bytes" "drive=/dev/ram1,serial=123456789012345678901"
+bad_device "drive= that does not exist is refused" \
+	"Could not open '$work/none'" "drive=$work/none"
+bad_device "drive= that is no block device is refused" \
+	"drive: not a block device" "drive=$image"
+bad_device "vhostfd= that is not open is refused" \
+	"vhostfd=77: descriptor 77: Bad file descriptor" "vhostfd=77,backendfd=78"
+bad_device "vhostfd= naming no passed descriptor is refused" \
+	"vhostfd=nosuch" "vhostfd=nosuch,backendfd=3"
+bad_device "vhostfd= that is not /dev/vhost-blk is refused" \
+	"vhostfd: not /dev/vhost-blk" "vhostfd=0,backendfd=0"
+exec 5<> /dev/vhost-blk 6< "$image"
+bad_device "backendfd= that is no block device is refused" \
+	"backendfd: not a block device" "vhostfd=5,backendfd=6"
+exec 5>&- 6<&-
+out=$("$helper" exec --backend /dev/ram1 -- "$qemu" \
+	-machine pc -accel tcg -nodefaults -display none -S \
+	-device vhost-blk-pci,vhostfd=%v,backendfd=%b,num-queues=40 2>&1 < /dev/null)
+[ $? = 1 ] && grep -q "num-queues must be 1 to 16" <<< "$out"
+ok $? "a bad device behind exec stops QEMU with the device's message" ||
+	echo "# $out"
+[ "$(devices)" = "$base" ]
+ok $? "no device is left in the module after the refused ones"
+
+# ---------------------------------------------------------------- boot 1
+g=$work/boot1
+GUEST_QEMU=$qemu
+GUEST_PRIVATE_MEM=1
+GUEST_WRAP=("$helper" exec --backend "$rw" --ro-backend /dev/ram0 --)
+guest_start "$g" "$mem" "e2e.sh first" \
+	-device "vhost-blk-pci,vhostfd=%v0,backendfd=%b0,num-queues=2,serial=$serial" \
+	-device "vhost-blk-pci,vhostfd=%v1,backendfd=%b1,read-only=on,serial=$ro_serial"
+guest_wait "$g" '^IO-START' "$boot_secs"
+ok $? "guest boots with two vhost-blk-pci disks from exec" "$g" || exit 1
+[ "$(devices)" = $((base + 2)) ]
+ok $? "QEMU holds one module device per disk"
+worker=$(grep -lx "vhost-$(guest_pid "$g")" /proc/[0-9]*/comm | head -n 1 | cut -d/ -f3)
+worker_start=$(cpu_ticks "$worker")
+
+grep -qx "PROPS vda size=131072 lbs=512 ro=0 serial=$serial queues=2" "$g/out"
+ok $? "guest sees the read-write disk's size, block size, serial and two queues" "$g"
+grep -qx "PROPS vdb size=32768 lbs=512 ro=1 serial=$ro_serial queues=2" "$g/out"
+ok $? "guest sees the read-only disk as read-only, with its serial and a queue per vCPU" "$g"
+
+guest_wait "$g" '^IO-END' 300
+ok $? "guest's I/O phase ends" "$g"
+worker_used=$(($(cpu_ticks "$worker") - worker_start))
+echo "# during the I/O: vhost worker $worker_used ticks"
+grep -qx "WRITE-Q0 0" "$g/out" && grep -qx "WRITE-Q1 0" "$g/out"
+ok $? "guest writes 4 MiB from each CPU without error" "$g"
+[ "$worker_used" -gt 0 ]
+ok $? "the module's worker thread serves the I/O" "$g"
+grep -qx "DISCARD 0" "$g/out"
+ok $? "guest discards 4 MiB" "$g"
+
+guest_wait "$g" '^RO-DD ' 120
+ok $? "guest finishes its checks" "$g"
+grep -qx "VERIFY 0" "$g/out"
+ok $? "guest reads back what it wrote and zeros where it discarded" "$g"
+for q in 0 1; do
+	irqs=$(awk -v q="$q" '$1 == "IRQ" && $2 == q { print $3 }' "$g/out")
+	[ "${irqs:-0}" -gt 0 ]
+	ok $? "queue $q completed requests ($irqs interrupts)" "$g"
+done
+"$blkcheck" verify "$rw" 0 512 1 && "$blkcheck" zero "$rw" 512 1024 &&
+	"$blkcheck" verify "$rw" 1536 512 1
+ok $? "the backend holds the same bytes"
+grep -qx "RO-READ 0" "$g/out"
+ok $? "guest reads the read-only disk's data" "$g"
+grep -qx "RO-WRITE 1" "$g/out" && grep -qx "RO-DD 1" "$g/out"
+ok $? "guest cannot write the read-only disk" "$g"
+"$blkcheck" verify /dev/ram0 0 16 7
+ok $? "the read-only backend is unchanged"
+
+guest_wait "$g" '^FLUSHED (6[4-9]|[7-9][0-9]|[0-9]{3,})$' 300
+ok $? "guest streams flushed writes" "$g"
+guest_kill "$g"
+flushed=$(guest_value "$g" FLUSHED)
+echo "# QEMU killed after $flushed blocks were flushed"
+"$blkcheck" verify "$rw" 4096 "$flushed" 2
+ok $? "the backend holds every block flushed before the kill"
+wait_devices "$base"
+ok $? "QEMU's death leaves no device in the module"
+
+# ---------------------------------------------------------------- boot 2
+g=$work/boot2
+mkdir -p "$g"
+GUEST_WRAP=("$helper" exec --backend "$rw" --)
+# shellcheck disable=SC2046 # monitor_start prints words
+guest_start "$g" "$mem" "e2e.sh hotplug $migration" \
+	-device "vhost-blk-pci,id=disk0,vhostfd=%v,backendfd=%b,num-queues=2,serial=$serial" \
+	-qmp "unix:$g/qmp.sock,server=on,wait=off" $(monitor_start "$g")
+guest_wait "$g" '^HOTPLUG-WAIT' "$boot_secs"
+ok $? "guest boots and keeps its disk busy" "$g" || exit 1
+
+hmp "$g" "info qtree"
+sleep 1
+grep -q 'dev: vhost-blk-pci, id "disk0"' "$g/monitor.log"
+ok $? "QEMU's monitor shows the vhost-blk-pci device"
+
+"$blkcheck" write /dev/ram1 0 256 0
+out=$("$helper" send-fds --qmp "$g/qmp.sock" --backend /dev/ram1 --id hp \
+	--device-add --num-queues 1 --serial hp-serial 2>&1)
+ok $? "send-fds passes the descriptors and adds a disk over QMP" || echo "# $out"
+[ "$(devices)" = $((base + 2)) ]
+ok $? "the hot-plugged disk is a second module device"
+guest_wait "$g" '^HOTPLUG-IO ' 120
+grep -qx "HOTPLUG-SEEN 0" "$g/out" &&
+	grep -qx "PROPS vdb size=32768 lbs=512 ro=0 serial=hp-serial queues=1" "$g/out"
+ok $? "guest sees the hot-plugged disk with its serial and queue count" "$g"
+grep -qx "HOTPLUG-IO 0" "$g/out"
+ok $? "guest writes and reads back the hot-plugged disk" "$g"
+"$blkcheck" verify /dev/ram1 0 256 5
+ok $? "the hot-plugged disk's backend holds the guest's data"
+
+hmp "$g" "device_del hp"
+guest_wait "$g" '^HOTPLUG-GONE ' 120 && grep -qx "HOTPLUG-GONE 0" "$g/out"
+ok $? "guest lets the disk go on device_del" "$g"
+wait_devices $((base + 1))
+ok $? "the unplugged disk's module device is released"
+guest_wait "$g" '^BUSY-VERIFY ' 300
+grep -qx "BUSY-ERRORS 0" "$g/out" && grep -qx "BUSY-VERIFY 0" "$g/out"
+ok $? "the busy disk saw no error and holds every round" "$g"
+echo "# busy disk: $(guest_value "$g" BUSY-ROUNDS) rounds during the hot-plug"
+
+if [ -n "$migration" ]; then
+	d=$work/boot2-dst
+	mkdir -p "$d"
+	guest_start "$d" "$mem" "e2e.sh hotplug $migration" \
+		-device "vhost-blk-pci,id=disk0,vhostfd=%v,backendfd=%b,num-queues=2,serial=$serial" \
+		-incoming "unix:$work/migration.sock"
+	wait_socket "$work/migration.sock"
+	guest_wait "$g" '^MIGRATE-START' 60
+	hmp "$g" "migrate_set_parameter max-bandwidth 16M"
+	sleep 2
+	hmp "$g" "migrate -d unix:$work/migration.sock"
+	for ((i = 0; i < 120; i++)); do
+		status=$(migration_status "$g")
+		[[ $status == @(completed|failed|cancelled) ]] && break
+	done
+	echo "# migration: $status"
+	[ "$status" = completed ]
+	ok $? "QEMU migrates the guest to the destination" "$g"
+	"$blkcheck" write "$rw" 12287 1 1
+	hmp "$g" quit
+	g=$d
+fi
+
+guest_end "$g" 300
+ok $? "guest finishes" "$g"
+if [ -n "$migration" ]; then
+	grep -qx "MIGRATE-VERIFY 0" "$g/out"
+	ok $? "memory the device wrote during the migration reached the destination" "$g"
+fi
+grep -qx "DMESG-ERRORS 0" "$g/out"
+ok $? "guest kernel log has no error" "$g"
+wait_devices "$base"
+ok $? "no device is left in the module once QEMU exits"
+
+echo "1..$n"
+exit $((failed > 0))
