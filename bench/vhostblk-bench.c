@@ -139,11 +139,14 @@ static void *queue_thread(void *arg)
 			break;
 		}
 		ret = record(bq, t - *(uint64_t *)req->priv);
-		if (ret || t >= bq->deadline_ns)
-			continue;
-		ret = submit(bq, req - bq->reqs);
-		inflight++;
-		/* Kick once per batch: when nothing more is ready to reap. */
+		if (!ret && t < bq->deadline_ns) {
+			ret = submit(bq, req - bq->reqs);
+			inflight++;
+		}
+		/*
+		 * Kick once per batch: when nothing more is ready to reap. Also
+		 * past the deadline, for the requests of the last batch.
+		 */
 		if (!ret && !vblk_queue_used_pending(bq->q))
 			ret = vblk_queue_kick(bq->q) < 0 ? -EIO : 0;
 	}
