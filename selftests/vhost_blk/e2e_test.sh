@@ -131,24 +131,7 @@ ok $? "the helper sleeps while the kernel worker serves the I/O" "$g"
 grep -qx "DISCARD 0" "$g/out"
 ok $? "guest discards 4 MiB" "$g"
 
-guest_wait "$g" '^RO-DD ' 120
-ok $? "guest finishes its checks" "$g"
-grep -qx "VERIFY 0" "$g/out"
-ok $? "guest reads back what it wrote and zeros where it discarded" "$g"
-for q in 0 1; do
-	irqs=$(awk -v q="$q" '$1 == "IRQ" && $2 == q { print $3 }' "$g/out")
-	[ "${irqs:-0}" -gt 0 ]
-	ok $? "queue $q completed requests ($irqs interrupts)" "$g"
-done
-"$blkcheck" verify "$rw" 0 512 1 && "$blkcheck" zero "$rw" 512 1024 &&
-	"$blkcheck" verify "$rw" 1536 512 1
-ok $? "the backend holds the same bytes"
-grep -qx "RO-READ 0" "$g/out"
-ok $? "guest reads the read-only disk's data" "$g"
-grep -qx "RO-WRITE 1" "$g/out" && grep -qx "RO-DD 1" "$g/out"
-ok $? "guest cannot write the read-only disk" "$g"
-"$blkcheck" verify /dev/ram0 0 16 7
-ok $? "the read-only backend is unchanged"
+first_boot_checks "$g" "$rw"
 
 # Kill QEMU while the guest writes; all blocks flushed before are durable.
 guest_wait "$g" '^FLUSHED (6[4-9]|[7-9][0-9]|[0-9]{3,})$' 300

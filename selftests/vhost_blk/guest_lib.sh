@@ -169,3 +169,28 @@ migration_status() {
 	sleep 1
 	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
 }
+
+# first_boot_checks DIR RW: the checks of guest/e2e.sh first's results once
+# its I/O phase is over, in the guest and on the backends: RW, the read-write
+# disk's, and /dev/ram0, the read-only disk's (16 blocks of generation 7).
+first_boot_checks() {
+	local g=$1 rw=$2 blkcheck=$top/build/guest/blkcheck q irqs
+	guest_wait "$g" '^RO-DD ' 120
+	ok $? "guest finishes its checks" "$g"
+	grep -qx "VERIFY 0" "$g/out"
+	ok $? "guest reads back what it wrote and zeros where it discarded" "$g"
+	for q in 0 1; do
+		irqs=$(awk -v q="$q" '$1 == "IRQ" && $2 == q { print $3 }' "$g/out")
+		[ "${irqs:-0}" -gt 0 ]
+		ok $? "queue $q completed requests ($irqs interrupts)" "$g"
+	done
+	"$blkcheck" verify "$rw" 0 512 1 && "$blkcheck" zero "$rw" 512 1024 &&
+		"$blkcheck" verify "$rw" 1536 512 1
+	ok $? "the backend holds the same bytes"
+	grep -qx "RO-READ 0" "$g/out"
+	ok $? "guest reads the read-only disk's data" "$g"
+	grep -qx "RO-WRITE 1" "$g/out" && grep -qx "RO-DD 1" "$g/out"
+	ok $? "guest cannot write the read-only disk" "$g"
+	"$blkcheck" verify /dev/ram0 0 16 7
+	ok $? "the read-only backend is unchanged"
+}
