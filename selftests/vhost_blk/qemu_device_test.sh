@@ -135,6 +135,33 @@ ok $? "a bad device behind exec stops QEMU with the device's message" ||
 [ "$(devices)" = "$base" ]
 ok $? "no device is left in the module after the refused ones"
 
+# good_device DESC DEVICE_OPTIONS [fds]: QEMU starts (stopped, -S) with the
+# device and keeps running; it holds one /dev/vhost-blk until it exits.
+# With "fds", QEMU inherits /dev/vhost-blk and ram1 as descriptors 5 and 6
+# in the -add-fd sets 1 and 2.
+good_device() {
+	local desc=$1 dev=$2 pid status=0
+	local run=("$qemu" -machine pc -accel tcg -nodefaults -display none -S)
+	if [ "${3:-}" = fds ]; then
+		"${run[@]}" -add-fd fd=5,set=1 -add-fd fd=6,set=2 \
+			-device "vhost-blk-pci,$dev" < /dev/null > "$work/good.log" 2>&1 \
+			5<> /dev/vhost-blk 6<> /dev/ram1 &
+	else
+		"${run[@]}" -device "vhost-blk-pci,$dev" < /dev/null > "$work/good.log" 2>&1 &
+	fi
+	pid=$!
+	wait_devices $((base + 1)) && sleep 2 && kill -0 "$pid" 2> /dev/null || status=1
+	kill "$pid" 2> /dev/null
+	wait "$pid" 2> /dev/null
+	wait_devices "$base" || status=1
+	ok "$status" "$desc" || sed 's/^/# /' "$work/good.log"
+}
+
+good_device "drive= opens /dev/vhost-blk and the block device itself" \
+	"drive=/dev/ram1,read-only=on"
+good_device "descriptors of -add-fd sets are taken as /dev/fdset/N" \
+	"vhostfd=/dev/fdset/1,backendfd=/dev/fdset/2" fds
+
 # ---------------------------------------------------------------- boot 1
 g=$work/boot1
 GUEST_QEMU=$qemu
