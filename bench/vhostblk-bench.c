@@ -345,12 +345,26 @@ struct bench_dev {
 	uint64_t capacity;	/* sectors */
 };
 
+/*
+ * Ring size for @depth requests in flight: each takes three descriptors
+ * (header, data, status; no indirect tables). At least 256, as QEMU's
+ * virtio-blk default.
+ */
+static unsigned int ring_size(unsigned int depth)
+{
+	unsigned int size = 256;
+
+	while (size < 3 * depth)
+		size *= 2;
+	return size;
+}
+
 static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 {
 	struct vblk_opts vo = {
 		.features = (1ULL << VIRTIO_RING_F_EVENT_IDX),
 		.nqueues = o->queues,
-		.queue_size = 256,
+		.queue_size = ring_size(o->depth),
 		.mem_size = (size_t)o->queues * o->depth * o->bs + (16UL << 20),
 		.nregions = 1,
 	};
