@@ -198,17 +198,8 @@ d=$work/boot2-dst
 guest_start "$d" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk dst --num-queues 2) \
 	-incoming "unix:$work/migration.sock"
 wait_socket "$work/migration.sock"
-# At 16 MiB/s the guest's 40-odd MiB of data take a few seconds to copy,
-# while the guest keeps reading into its buffers.
-hmp "$g" "migrate_set_parameter max-bandwidth 16M"
-sleep 2
-hmp "$g" "migrate -d unix:$work/migration.sock"
-for ((i = 0; i < 120; i++)); do
-	status=$(migration_status "$g")
-	[[ $status == @(completed|failed|cancelled) ]] && break
-done
-echo "# migration: $status"
-[ "$status" = completed ]
+guest_wait "$g" '^migrate: first pass done' 120
+migrate_guest "$g" "$work/migration.sock" live
 ok $? "QEMU migrates the guest to the destination" "$g"
 # The guest runs on the destination now: tell it to stop and check.
 "$blkcheck" write "$rw" 12287 1 1

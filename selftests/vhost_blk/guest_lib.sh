@@ -14,7 +14,7 @@
 #
 # For the suites that drive guests, it also has their TAP line (ok, which
 # counts in the globals n and failed), the wait for a socket, a process's
-# CPU time and the human monitor over a FIFO.
+# CPU time, the human monitor over a FIFO and a migration through it.
 
 # Kernel options that take a third off a boot under double emulation: no
 # crypto self-tests, no speculation mitigations, no LSMs, no clocksource
@@ -168,6 +168,38 @@ migration_status() {
 	hmp "$1" "info migrate"
 	sleep 1
 	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
+}
+
+# migrate_guest DIR SOCKET MODE: migrates DIR's guest to the QEMU waiting
+# with -incoming on the unix SOCKET and prints the outcome as a TAP comment;
+# fails unless the migration completed. MODE "live": the guest runs on, and
+# at 16 MiB/s its 40-odd MiB of data take seconds to copy while the device
+# keeps writing into guest memory (the dirty log's test). MODE "paused": the
+# source is stopped first, and the destination stays paused until the caller
+# sends it "cont".
+migrate_guest() {
+	local g=$1 status i
+	if [ "$3" = live ]; then
+		hmp "$g" "migrate_set_parameter max-bandwidth 16M"
+		sleep 2
+	else
+		hmp "$g" stop
+	fi
+	hmp "$g" "migrate -d unix:$2"
+	for ((i = 0; i < 120; i++)); do
+		status=$(migration_status "$g")
+		[[ $status == @(completed|failed|cancelled) ]] && break
+	done
+	echo "# $3 migration: $status"
+	[ "$status" = completed ]
+}
+
+# fio_json DIR: the JSON report of guest/fio.sh in DIR's output (from the
+# line "{" to the line "}"; fio's other lines and the job marks around it
+# are left out).
+fio_json() {
+	awk '$1 == "FIO-BEGIN" { on = 1 } on && $0 == "{" { json = 1 }
+		json { print } $0 == "}" { json = 0 } $1 == "FIO-END" { on = 0 }' "$1/out"
 }
 
 # first_boot_checks DIR RW: the checks of guest/e2e.sh first's results once

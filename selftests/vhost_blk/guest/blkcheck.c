@@ -21,6 +21,7 @@
  * its last pass read: a page the device wrote during the migration and the
  * dirty log missed would reach the destination stale. The buffers are
  * filled before the first pass, so that only the device writes them after.
+ * "migrate: first pass done" tells the host when to start the migration.
  *
  *   blkcheck [-c CPU] write|verify DEV FIRST COUNT GEN
  *   blkcheck [-c CPU] zero|discard DEV FIRST COUNT
@@ -216,6 +217,11 @@ static int do_migrate(int fd, unsigned char *buf, uint64_t first, uint64_t count
 		if (ret != (ssize_t)(count * BLOCK)) {
 			io_error("reading", first, ret);
 			goto out;
+		}
+		if (!pass) {
+			/* The host migrates once there is something to check. */
+			printf("migrate: first pass done\n");
+			fflush(stdout);
 		}
 	}
 	printf("migrate: %" PRIu64 " passes\n", pass);
