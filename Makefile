@@ -168,7 +168,7 @@ demo: all guest-fio
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
-bench: all guest-fio
+bench: all guest-fio $(if $(QUICK),,qemu)
 	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
 		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 

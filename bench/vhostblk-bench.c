@@ -18,8 +18,10 @@
  * the run by this process ("cpu_driver_s", the guest driver's share) and by
  * the device side ("cpu_device_s"): each --watch process (a vhost-user
  * back-end) and the vhost worker threads of this process and of the watched
- * ones (kernel threads named "vhost-<owner pid>"). The device side's threads
- * are sampled while the device is open: a worker ends with its device.
+ * ones (kernel threads named "vhost-<owner pid>"), and of it the watched
+ * processes' own threads alone ("cpu_daemon_s": a back-end's share outside
+ * the kernel's worker). The device side's threads are sampled while the
+ * device is open: a worker ends with its device.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -205,14 +207,25 @@ static uint64_t worker_ticks(pid_t owner)
 	return ticks;
 }
 
-/* Device-side CPU ticks so far: watched processes and vhost workers. */
-static uint64_t device_ticks(const struct bench_opts *o)
+/* CPU ticks so far of the watched processes' own threads. */
+static uint64_t daemon_ticks(const struct bench_opts *o)
 {
-	uint64_t ticks = worker_ticks(getpid());
+	uint64_t ticks = 0;
 	unsigned int i;
 
 	for (i = 0; i < o->nwatch; i++)
-		ticks += task_ticks(o->watch[i]) + worker_ticks(o->watch[i]);
+		ticks += task_ticks(o->watch[i]);
+	return ticks;
+}
+
+/* Device-side CPU ticks so far: watched processes and vhost workers. */
+static uint64_t device_ticks(const struct bench_opts *o)
+{
+	uint64_t ticks = worker_ticks(getpid()) + daemon_ticks(o);
+	unsigned int i;
+
+	for (i = 0; i < o->nwatch; i++)
+		ticks += worker_ticks(o->watch[i]);
 	return ticks;
 }
 
@@ -404,7 +417,7 @@ int main(int argc, char **argv)
 	struct bench_dev bd = { 0 };
 	struct bench_opts o;
 	pthread_t threads[VHOST_BLK_MAX_QUEUES];
-	uint64_t start, elapsed, total = 0, sum = 0, *all, dev_ticks;
+	uint64_t start, elapsed, total = 0, sum = 0, *all, dev_ticks, dmn_ticks;
 	double driver_s;
 	unsigned int qi, i;
 	size_t n;
@@ -446,6 +459,7 @@ int main(int argc, char **argv)
 	}
 	driver_s = rusage_s();
 	dev_ticks = device_ticks(&o);
+	dmn_ticks = daemon_ticks(&o);
 	start = now_ns();
 	for (qi = 0; qi < o.queues && !ret; qi++) {
 		bqs[qi].deadline_ns = start + o.seconds * 1000000000ULL;
@@ -457,6 +471,7 @@ int main(int argc, char **argv)
 	elapsed = now_ns() - start;
 	driver_s = rusage_s() - driver_s;
 	dev_ticks = device_ticks(&o) - dev_ticks;
+	dmn_ticks = daemon_ticks(&o) - dmn_ticks;
 	for (qi = 0; qi < o.queues && !ret; qi++) {
 		ret = bqs[qi].err;
 		total += bqs[qi].nlat;
@@ -479,12 +494,13 @@ int main(int argc, char **argv)
 	qsort(all, total, sizeof(*all), cmp_u64);
 	printf("{\"ios\": %" PRIu64 ", \"seconds\": %.3f, \"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_mean_us\": %.1f, \"lat_p99_us\": %.1f, \"cpu_driver_s\": %.3f, "
-	       "\"cpu_device_s\": %.2f}\n",
+	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f}\n",
 	       total, elapsed / 1e9, total / (elapsed / 1e9),
 	       total * (double)o.bs / (1 << 20) / (elapsed / 1e9),
 	       total ? sum / 1e3 / total : 0.0,
 	       total ? all[(total - 1) * 99 / 100] / 1e3 : 0.0,
-	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK));
+	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK),
+	       (double)dmn_ticks / sysconf(_SC_CLK_TCK));
 	free(all);
 out:
 	for (qi = 0; qi < o.queues; qi++) {
