@@ -271,9 +271,9 @@ g=$d
 guest_end "$g" 300
 ok $? "guest finishes" "$g"
 guest_value "$g" migrate: | sed 's/^/# /'
-grep -qx "MIGRATE-VERIFY 0" "$g/out"
 when=before
 [ "$migration" = live ] && when=during
+grep -qx "MIGRATE-VERIFY 0" "$g/out"
 ok $? "memory the device wrote $when the migration reached the destination" "$g"
 grep -qx "DMESG-ERRORS 0" "$g/out"
 ok $? "guest kernel log has no error" "$g"
