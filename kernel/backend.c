@@ -14,18 +14,17 @@
 
 #include "vhost_blk.h"
 
-/*
- * WRITE_ZEROES on a device without the command writes zero pages; keep one
- * segment of that bounded (1 MiB).
- */
-#define VHOST_BLK_ZEROES_FALLBACK_SECTORS	2048
-
 /**
  * vhost_blk_backend_open() - take a block device file as backend
  * @fd: a file descriptor of the calling process
  *
- * Return: the backend, or ERR_PTR(-EBADF) for a bad descriptor,
- * ERR_PTR(-ENOTBLK) when it is not a block device, ERR_PTR(-ENOMEM).
+ * The device reads the block device for the guest whatever else it may do,
+ * so the file must be open for reading; one open read-only makes a
+ * read-only device.
+ *
+ * Return: the backend, or ERR_PTR(-EBADF) for a bad descriptor or one not
+ * open for reading, ERR_PTR(-ENOTBLK) when it is not a block device,
+ * ERR_PTR(-ENOMEM).
  */
 struct vhost_blk_backend *vhost_blk_backend_open(int fd)
 {
@@ -36,16 +35,23 @@ struct vhost_blk_backend *vhost_blk_backend_open(int fd)
 	if (!file)
 		return ERR_PTR(-EBADF);
 	if (!S_ISBLK(file_inode(file)->i_mode)) {
-		fput(file);
-		return ERR_PTR(-ENOTBLK);
+		be = ERR_PTR(-ENOTBLK);
+		goto fail;
+	}
+	if (!(file->f_mode & FMODE_READ)) {
+		be = ERR_PTR(-EBADF);
+		goto fail;
 	}
 	be = kzalloc(sizeof(*be), GFP_KERNEL_ACCOUNT);
 	if (!be) {
-		fput(file);
-		return ERR_PTR(-ENOMEM);
+		be = ERR_PTR(-ENOMEM);
+		goto fail;
 	}
 	be->file = file;
 	be->bdev = I_BDEV(file->f_mapping->host);
+	return be;
+fail:
+	fput(file);
 	return be;
 }
 
@@ -74,8 +80,9 @@ bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be)
  * vhost_blk_backend_features() - the virtio-blk features this backend adds
  * @be: the backend
  *
- * Return: VIRTIO_BLK_F_DISCARD and VIRTIO_BLK_F_SECURE_ERASE when the block
- * device supports them, VIRTIO_BLK_F_RO when it is read-only.
+ * Return: VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES and
+ * VIRTIO_BLK_F_SECURE_ERASE when the block device supports them,
+ * VIRTIO_BLK_F_RO when it is read-only.
  */
 u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
 {
@@ -83,20 +90,13 @@ u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
 
 	if (bdev_max_discard_sectors(be->bdev))
 		features |= BIT_ULL(VIRTIO_BLK_F_DISCARD);
+	if (bdev_write_zeroes_sectors(be->bdev))
+		features |= BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (vhost_blk_backend_secure_erase_sectors(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE);
 	if (vhost_blk_backend_read_only(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_RO);
 	return features;
-}
-
-/**
- * vhost_blk_backend_write_zeroes_sectors() - largest WRITE_ZEROES segment
- * @be: the backend
- */
-unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be)
-{
-	return bdev_write_zeroes_sectors(be->bdev) ?: VHOST_BLK_ZEROES_FALLBACK_SECTORS;
 }
 
 /**
@@ -148,9 +148,12 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 	config->discard_sector_alignment =
 		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
 
-	config->max_write_zeroes_sectors = cfg32(vhost_blk_backend_write_zeroes_sectors(be));
-	config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
-	config->write_zeroes_may_unmap = !!bdev_write_zeroes_sectors(bdev);
+	/* Only what the device does itself: nothing falls back to writes. */
+	if (bdev_write_zeroes_sectors(bdev)) {
+		config->max_write_zeroes_sectors = cfg32(bdev_write_zeroes_sectors(bdev));
+		config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+		config->write_zeroes_may_unmap = 1;
+	}
 
 	config->max_secure_erase_sectors = cfg32(vhost_blk_backend_secure_erase_sectors(be));
 	config->max_secure_erase_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);

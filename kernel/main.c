@@ -10,8 +10,10 @@
 
 #include <linux/compat.h>
 #include <linux/fs.h>
+#include <linux/memcontrol.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -31,13 +33,23 @@
 				 BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) | \
 				 BIT_ULL(VIRTIO_BLK_F_FLUSH) | \
 				 BIT_ULL(VIRTIO_BLK_F_TOPOLOGY) | \
-				 BIT_ULL(VIRTIO_BLK_F_MQ) | \
-				 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES))
+				 BIT_ULL(VIRTIO_BLK_F_MQ))
 
 /* Offered when the backend supports them or is read-only. */
 #define VHOST_BLK_BACKEND_FEATURES	(BIT_ULL(VIRTIO_BLK_F_RO) | \
 					 BIT_ULL(VIRTIO_BLK_F_DISCARD) | \
+					 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES) | \
 					 BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE))
+
+/*
+ * What the requests in flight on one queue may hold in bounce pages, large
+ * bio_vec tables and dirty-log copies; a request over it waits in the ring.
+ * Read when a queue starts.
+ */
+unsigned int vhost_blk_queue_mem_kb = 16384;
+module_param_named(queue_mem_kb, vhost_blk_queue_mem_kb, uint, 0644);
+MODULE_PARM_DESC(queue_mem_kb,
+		 "KiB of request memory (bounce pages, large bio_vec tables, log copies) per queue; default 16384");
 
 /**
  * vhost_blk_start_vq() - serve a queue from the attached backend
@@ -63,6 +75,9 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	}
 	for (i = 0; i < vq->num; i++)
 		bvq->reqs[i].bvq = bvq;
+	bvq->mem_budget = (size_t)READ_ONCE(vhost_blk_queue_mem_kb) * SZ_1K;
+	bvq->mem_used = 0;
+	bvq->mem_waiting = false;
 	vhost_vq_set_backend(vq, bvq->blk->backend);
 	ret = vhost_vq_init_access(vq);
 	if (ret) {
@@ -285,6 +300,7 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 	mutex_unlock(&blk->dev.mutex);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
+	mem_cgroup_put(blk->memcg);
 	kvfree(blk);
 	return 0;
 }
@@ -364,6 +380,46 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	vhost_blk_detach(blk);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_reset_owner(&blk->dev, umem);
+	mem_cgroup_put(blk->memcg);
+	blk->memcg = NULL;
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/* VHOST_SET_OWNER, and the owner's memory cgroup for what requests allocate. */
+static long vhost_blk_set_owner(struct vhost_blk *blk, void __user *argp)
+{
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_OWNER, argp);
+	if (!ret)
+		blk->memcg = get_mem_cgroup_from_mm(current->mm);
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/*
+ * VHOST_SET_MEM_TABLE. A request keeps the owner's addresses of its status
+ * byte and of a bounced read's buffers from start to completion: drain the
+ * device so that none completes through a table that no longer holds.
+ */
+static long vhost_blk_set_mem_table(struct vhost_blk *blk, void __user *argp)
+{
+	long ret, err;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	if (blk->backend)
+		vhost_blk_stop(blk);
+	ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_MEM_TABLE, argp);
+	if (blk->backend) {
+		err = vhost_blk_resume(blk);
+		ret = ret ?: err;
+	}
 out:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -380,7 +436,9 @@ static long vhost_blk_core_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 
 	switch (ioctl) {
 	case VHOST_SET_OWNER:
+		return vhost_blk_set_owner(blk, argp);
 	case VHOST_SET_MEM_TABLE:
+		return vhost_blk_set_mem_table(blk, argp);
 	case VHOST_SET_LOG_BASE:
 	case VHOST_SET_LOG_FD:
 		mutex_lock(&blk->dev.mutex);

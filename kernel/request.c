@@ -8,9 +8,15 @@
  *    the status byte as the last device-writable byte.
  * 2. A request that can be answered at once (GET_ID, an invalid or
  *    unsupported request) is done right there. Reads and writes pin the
- *    guest's pages and become one bio over them; buffers the device cannot
- *    take directly are copied through bounce pages instead. Flushes,
- *    discards, write-zeroes and secure erases become bios without data.
+ *    guest's pages (FOLL_PIN) and become one bio over them; buffers the
+ *    device cannot take directly are copied through bounce pages instead.
+ *    Flushes, discards, write-zeroes and secure erases become bios without
+ *    data. Nothing but the bios waits for the block device.
+ *    What a request allocates (bounce pages, large bio_vec tables, the
+ *    copy of its dirty-log ranges) counts against its queue's memory
+ *    budget; a request that does not fit waits in the avail ring until
+ *    earlier ones complete, and the allocations are charged to the owner's
+ *    memory cgroup.
  * 3. Every request ends in vhost_blk_req_done(): from bio completion in any
  *    context, or from the worker itself. It pushes the request on the queue's
  *    lock-free completed list and queues the completion work.
@@ -24,6 +30,9 @@
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 
@@ -32,8 +41,18 @@
 /* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
 #define VHOST_BLK_IN_FLIGHT	0xff
 
-/* Guest pages referenced per iov_iter_get_pages2() call. */
+/* Guest pages pinned per pin_user_pages_fast() call. */
 #define VHOST_BLK_PIN_BATCH	16
+
+/* Not a virtio-blk status: the request does not fit its queue's budget. */
+#define VHOST_BLK_DEFER		0xfe
+
+/*
+ * Every data page of a request is one bio_vec and bio->bi_vcnt is 16 bits:
+ * seg_max buffers of at most size_max bytes, each across one more page
+ * than its length fills, must fit.
+ */
+#define VHOST_BLK_MAX_VECS	(VHOST_BLK_SEG_MAX * (VHOST_BLK_SIZE_MAX / PAGE_SIZE + 1))
 
 static void vhost_blk_req_done(struct vhost_blk_req *req)
 {
@@ -95,7 +114,7 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
  * @req: the request, its I/O over
  *
  * Copies a bounced read to the guest first. Guest pages the device wrote
- * are dirtied before they are released.
+ * are dirtied before they are unpinned.
  */
 static void vhost_blk_release_pages(struct vhost_blk_req *req)
 {
@@ -114,47 +133,63 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 	for (i = 0; i < req->nvecs; i++) {
 		struct page *page = req->bvecs[i].bv_page;
 
-		if (req->bounced) {
+		if (req->bounced)
 			__free_page(page);
-			continue;
-		}
-		if (req->to_guest)
-			set_page_dirty_lock(page);
-		put_page(page);
+		else
+			unpin_user_pages_dirty_lock(&page, 1, req->to_guest);
 	}
 	if (req->bvecs != req->inline_vecs)
 		kvfree(req->bvecs);
 	req->nvecs = 0;
 }
 
-/* Takes references on the guest pages behind @data, one vector each. */
+/**
+ * vhost_blk_pin_pages() - pin the guest pages behind a request's data
+ * @req: the request; @req->to_guest says whether the device writes them
+ * @data: the guest's data buffers, user addresses in the owner's mm
+ *
+ * Pins with FOLL_PIN, as DMA targets must be, so that fork, KSM and
+ * writeback of file-backed guest memory see the pages as in use. Every page
+ * becomes one bio_vec; on failure nothing stays pinned.
+ *
+ * Return: 0 or a negative errno.
+ */
 static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 {
+	unsigned int gup_flags = req->to_guest ? FOLL_WRITE : 0;
+	size_t skip = data->iov_offset, left = iov_iter_count(data);
+	const struct iovec *iov = data->iov;
 	struct page *pages[VHOST_BLK_PIN_BATCH];
-	unsigned int i, n;
-	ssize_t bytes;
-	size_t start;
-	int ret;
+	int ret, i, n;
 
 	ret = vhost_blk_alloc_vecs(req, iov_iter_npages(data, INT_MAX));
 	if (ret)
 		return ret;
-	while (iov_iter_count(data)) {
-		bytes = iov_iter_get_pages2(data, pages, SIZE_MAX, ARRAY_SIZE(pages),
-					    &start);
-		if (bytes <= 0) {
-			vhost_blk_release_pages(req);
-			return bytes ? bytes : -EFAULT;
-		}
-		n = DIV_ROUND_UP(start + bytes, PAGE_SIZE);
-		for (i = 0; i < n; i++) {
-			struct bio_vec *bv = &req->bvecs[req->nvecs++];
+	for (; left; iov++, skip = 0) {
+		unsigned long addr = (unsigned long)iov->iov_base + skip;
+		size_t len = min(iov->iov_len - skip, left);
 
-			bv->bv_page = pages[i];
-			bv->bv_offset = start;
-			bv->bv_len = min_t(size_t, bytes, PAGE_SIZE - start);
-			bytes -= bv->bv_len;
-			start = 0;
+		left -= len;
+		while (len) {
+			size_t off = offset_in_page(addr);
+
+			n = min_t(size_t, DIV_ROUND_UP(off + len, PAGE_SIZE),
+				  ARRAY_SIZE(pages));
+			n = pin_user_pages_fast(addr - off, n, gup_flags, pages);
+			if (n <= 0) {
+				vhost_blk_release_pages(req);
+				return n ? n : -EFAULT;
+			}
+			for (i = 0; i < n; i++) {
+				struct bio_vec *bv = &req->bvecs[req->nvecs++];
+
+				bv->bv_page = pages[i];
+				bv->bv_offset = off;
+				bv->bv_len = min_t(size_t, len, PAGE_SIZE - off);
+				addr += bv->bv_len;
+				len -= bv->bv_len;
+				off = 0;
+			}
 		}
 	}
 	return 0;
@@ -205,9 +240,57 @@ fail:
 	return ret;
 }
 
+/* Whether each data buffer is at most size_max and there are at most seg_max. */
+static bool vhost_blk_segs_ok(const struct iov_iter *data)
+{
+	size_t skip = data->iov_offset;
+	unsigned long i;
+
+	if (data->nr_segs > VHOST_BLK_SEG_MAX)
+		return false;
+	for (i = 0; i < data->nr_segs; i++, skip = 0)
+		if (data->iov[i].iov_len - skip > VHOST_BLK_SIZE_MAX)
+			return false;
+	return true;
+}
+
+/**
+ * vhost_blk_rw_mem() - what a read or write will allocate
+ * @req: the request; sets @req->bounced
+ * @be: the backend
+ * @data: the guest's data buffers
+ *
+ * Direct when every buffer starts on the device's DMA alignment and on a
+ * logical block, and is whole logical blocks long (drivers such as null_blk
+ * assume each vector holds whole blocks); bounced otherwise.
+ *
+ * Return: bytes of bounce pages and bio_vec table the request needs.
+ */
+static size_t vhost_blk_rw_mem(struct vhost_blk_req *req,
+			       const struct vhost_blk_backend *be,
+			       const struct iov_iter *data)
+{
+	unsigned int lbs = bdev_logical_block_size(be->bdev);
+	unsigned long addr_mask = bdev_dma_alignment(be->bdev) | (lbs - 1);
+	size_t len = iov_iter_count(data), npages, mem = 0;
+
+	req->bounced = !iov_iter_is_aligned(data, addr_mask, lbs - 1);
+	if (req->bounced) {
+		npages = DIV_ROUND_UP(len, PAGE_SIZE);
+		mem = npages * PAGE_SIZE;
+		if (req->to_guest)
+			mem += data->nr_segs * sizeof(struct iovec);
+	} else {
+		npages = iov_iter_npages(data, INT_MAX);
+	}
+	if (npages > VHOST_BLK_INLINE_PAGES)
+		mem += npages * sizeof(struct bio_vec);
+	return mem;
+}
+
 /**
  * vhost_blk_rw() - start a read (IN) or write (OUT)
- * @req: the request
+ * @req: the request; @req->bounced decided by vhost_blk_rw_mem()
  * @be: the backend
  * @sector: first 512-byte sector
  * @data: the guest's data buffers; count is the transfer length
@@ -218,16 +301,16 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 		       u64 sector, struct iov_iter *data)
 {
 	struct block_device *bdev = be->bdev;
-	unsigned int lbs = bdev_logical_block_size(bdev);
 	size_t len = iov_iter_count(data);
-	blk_opf_t opf = req->to_guest ? REQ_OP_READ : REQ_OP_WRITE | REQ_SYNC;
-	unsigned long addr_mask = bdev_dma_alignment(bdev) | (lbs - 1);
+	/* Direct I/O: not throttled as if it were buffered writeback. */
+	blk_opf_t opf = req->to_guest ? REQ_OP_READ :
+				       REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
 	int ret;
 
+	BUILD_BUG_ON(VHOST_BLK_MAX_VECS > U16_MAX);
 	if (!IS_ALIGNED(len, SECTOR_SIZE) ||
 	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT) ||
-	    data->nr_segs > VHOST_BLK_SEG_MAX ||
-	    len > (size_t)VHOST_BLK_SEG_MAX * VHOST_BLK_SIZE_MAX)
+	    !vhost_blk_segs_ok(data))
 		return VIRTIO_BLK_S_IOERR;
 	if (!len)
 		return VIRTIO_BLK_S_OK;
@@ -235,15 +318,10 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
 		opf |= REQ_FUA;
 
-	/*
-	 * Direct when every buffer starts on the device's DMA alignment and on
-	 * a logical block, and is whole logical blocks long: drivers such as
-	 * null_blk assume each vector holds whole blocks.
-	 */
-	if (iov_iter_is_aligned(data, addr_mask, lbs - 1))
-		ret = vhost_blk_pin_pages(req, data);
-	else
+	if (req->bounced)
 		ret = vhost_blk_bounce_pages(req, data);
+	else
+		ret = vhost_blk_pin_pages(req, data);
 	if (ret)
 		return VIRTIO_BLK_S_IOERR;
 
@@ -275,14 +353,25 @@ static u8 vhost_blk_get_id(struct vhost_blk_req *req, struct iov_iter *data)
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Issues one segment of a DISCARD or SECURE_ERASE request. */
+/*
+ * Issues one segment of a DISCARD, WRITE_ZEROES or SECURE_ERASE request as
+ * bios chained to *@bio; nothing waits for the device.
+ */
 static int vhost_blk_range_issue(struct vhost_blk_backend *be, u32 type,
-				 u64 sector, u64 nr, struct bio **bio)
+				 u64 sector, u64 nr, u32 flags, struct bio **bio)
 {
 	unsigned int max;
 
-	if (type == VIRTIO_BLK_T_DISCARD)
+	switch (type) {
+	case VIRTIO_BLK_T_DISCARD:
 		return __blkdev_issue_discard(be->bdev, sector, nr, GFP_KERNEL, bio);
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		/* No fallback that writes zero pages: the device does it or fails. */
+		return __blkdev_issue_zeroout(be->bdev, sector, nr, GFP_KERNEL, bio,
+					      BLKDEV_ZERO_NOFALLBACK |
+					      (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ?
+					       0 : BLKDEV_ZERO_NOUNMAP));
+	}
 
 	max = vhost_blk_backend_secure_erase_sectors(be);
 	while (nr) {
@@ -305,9 +394,7 @@ static int vhost_blk_range_issue(struct vhost_blk_backend *be, u32 type,
  * @data: the array of struct virtio_blk_discard_write_zeroes segments
  *
  * The segments are copied once and every one is checked before any is
- * issued. WRITE_ZEROES runs synchronously through blkdev_issue_zeroout(),
- * whose fallback writes zero pages when the device turns the command down
- * at run time (loop over tmpfs does); it is rare enough for that.
+ * issued. All three complete asynchronously, like reads and writes.
  *
  * Return: VHOST_BLK_IN_FLIGHT, or the status to report.
  */
@@ -321,14 +408,13 @@ static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *b
 	struct bio *bio = NULL;
 	unsigned int i, nseg;
 	u64 sector, nr;
-	u32 flags;
 
 	switch (type) {
 	case VIRTIO_BLK_T_DISCARD:
 		max_sectors = bdev_max_discard_sectors(bdev);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		max_sectors = vhost_blk_backend_write_zeroes_sectors(be);
+		max_sectors = bdev_write_zeroes_sectors(bdev);
 		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 		break;
 	default:
@@ -354,17 +440,10 @@ static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *b
 	for (i = 0; i < nseg; i++) {
 		sector = le64_to_cpu(segs[i].sector);
 		nr = le32_to_cpu(segs[i].num_sectors);
-		flags = le32_to_cpu(segs[i].flags);
 		if (!nr)
 			continue;
-		if (type == VIRTIO_BLK_T_WRITE_ZEROES) {
-			if (blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
-						 flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ?
-						 0 : BLKDEV_ZERO_NOUNMAP))
-				req->status = VIRTIO_BLK_S_IOERR;
-			continue;
-		}
-		if (vhost_blk_range_issue(be, type, sector, nr, &bio)) {
+		if (vhost_blk_range_issue(be, type, sector, nr,
+					  le32_to_cpu(segs[i].flags), &bio)) {
 			/* Bios already issued still complete the request. */
 			req->status = VIRTIO_BLK_S_IOERR;
 			break;
@@ -391,6 +470,48 @@ static u8 __user *vhost_blk_take_status(struct iovec *iov, unsigned int *nr)
 	return status;
 }
 
+/*
+ * The guest-physical address of the status byte: the last byte of the last
+ * non-empty device-writable descriptor, as take_status found it.
+ */
+static bool vhost_blk_status_log(struct vhost_blk_req *req,
+				 const struct vhost_log *log, unsigned int log_num)
+{
+	while (log_num && !log[log_num - 1].len)
+		log_num--;
+	if (!log_num)
+		return false;
+	req->status_log.addr = log[log_num - 1].addr + log[log_num - 1].len - 1;
+	req->status_log.len = 1;
+	return true;
+}
+
+/**
+ * vhost_blk_admit() - charge a request's allocations to its queue's budget
+ * @bvq: the queue
+ * @req: the request
+ * @mem: bytes it will allocate
+ *
+ * A request that does not fit while others hold memory must wait for their
+ * completion; with nothing held, any request fits, so the queue always
+ * makes progress and a queue holds at most its budget plus one request.
+ *
+ * Return: true when admitted (@mem charged), false when it must wait.
+ */
+static bool vhost_blk_admit(struct vhost_blk_vq *bvq, struct vhost_blk_req *req,
+			    size_t mem)
+{
+	size_t left = bvq->mem_budget - min(bvq->mem_used, bvq->mem_budget);
+
+	if (mem && bvq->mem_used && mem > left) {
+		bvq->mem_waiting = true;
+		return false;
+	}
+	bvq->mem_used += mem;
+	req->mem = mem;
+	return true;
+}
+
 /**
  * vhost_blk_req_start() - parse a descriptor chain and start its request
  * @bvq: the queue
@@ -400,97 +521,117 @@ static u8 __user *vhost_blk_take_status(struct iovec *iov, unsigned int *nr)
  * @in: device-writable entries after them
  * @log: the device-writable buffers' guest-physical ranges, or NULL
  * @log_num: entries in @log
+ * @bytes: set to the bytes of the chain, for the queue's fairness weight
  *
- * The request is in flight or done when this returns.
- *
- * Return: the bytes of the chain, for the queue's fairness weight.
+ * The request is in flight or done when this returns true. False means it
+ * does not fit the queue's memory budget now: nothing was done, and the
+ * caller gives the chain back to the avail ring.
  */
-static size_t vhost_blk_req_start(struct vhost_blk_vq *bvq,
-				  struct vhost_blk_backend *be, unsigned int head,
-				  unsigned int out, unsigned int in,
-				  struct vhost_log *log, unsigned int log_num)
+static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
+				struct vhost_blk_backend *be, unsigned int head,
+				unsigned int out, unsigned int in,
+				struct vhost_log *log, unsigned int log_num,
+				size_t *bytes)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_blk_req *req = &bvq->reqs[head];
 	struct virtio_blk_outhdr hdr;
 	struct iov_iter hdr_iter, in_iter;
 	size_t out_len = iov_length(vq->iov, out);
-	bool read_only;
-	size_t in_len;
-	u8 status;
-	u32 type;
+	u8 status = VIRTIO_BLK_S_IOERR;
+	bool parsed = false, read_only;
+	size_t in_len, mem = 0;
+	u32 type = 0;
 
-	atomic_inc(&bvq->inflight);
-	req->busy = true;
 	req->head = head;
 	req->status = VIRTIO_BLK_S_OK;
 	req->to_guest = false;
 	req->bounced = false;
+	req->logged = false;
 	req->written = 0;
 	req->nvecs = 0;
 	req->bvecs = req->inline_vecs;
 	req->log = NULL;
 	req->log_num = 0;
+	req->mem = 0;
 	req->in_len = iov_length(vq->iov + out, in);
+	*bytes = out_len + req->in_len;
 
 	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
 	if (!req->status_addr) {
 		vq_err(vq, "vhost-blk: request %u has no status byte\n", head);
-		goto done;
+		goto start;
 	}
-	if (log) {
-		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL_ACCOUNT);
-		if (!req->log) {
-			status = VIRTIO_BLK_S_IOERR;
-			goto answer;
-		}
-		req->log_num = log_num;
-	}
+	/* The status byte is logged whatever else happens. */
+	if (log)
+		req->logged = vhost_blk_status_log(req, log, log_num);
 
 	iov_iter_init(&hdr_iter, WRITE, vq->iov, out, out_len);
 	in_len = req->in_len - 1;
 	iov_iter_init(&in_iter, READ, vq->iov + out, in, in_len);
-	if (copy_from_iter(&hdr, sizeof(hdr), &hdr_iter) != sizeof(hdr)) {
-		status = VIRTIO_BLK_S_IOERR;
-		goto answer;
-	}
-
+	if (copy_from_iter(&hdr, sizeof(hdr), &hdr_iter) != sizeof(hdr))
+		goto start;
 	type = vhost32_to_cpu(vq, hdr.type);
-	read_only = bvq->blk->force_ro || vhost_blk_backend_read_only(be);
+	parsed = true;
+
+	/* What the request will allocate, so that it can wait if need be. */
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		req->to_guest = true;
-		if (iov_iter_count(&hdr_iter))
-			status = VIRTIO_BLK_S_IOERR;
-		else
+		mem = vhost_blk_rw_mem(req, be, &in_iter);
+		fallthrough;
+	case VIRTIO_BLK_T_GET_ID:
+		if (req->logged && in_len)
+			mem += log_num * sizeof(*log);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		mem = vhost_blk_rw_mem(req, be, &hdr_iter);
+		break;
+	}
+	if (!vhost_blk_admit(bvq, req, mem))
+		return false;
+
+start:
+	atomic_inc(&bvq->inflight);
+	req->busy = true;
+	if (!req->status_addr)
+		goto done;
+	/* The data pages the device writes are logged at completion. */
+	if (req->logged && in_len && parsed && (type == VIRTIO_BLK_T_IN ||
+						type == VIRTIO_BLK_T_GET_ID)) {
+		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL_ACCOUNT);
+		if (!req->log)
+			goto answer;
+		req->log_num = log_num;
+	}
+
+	/* Without a whole header the answer is IOERR. */
+	if (!parsed)
+		goto answer;
+	read_only = bvq->blk->force_ro || vhost_blk_backend_read_only(be);
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		if (!iov_iter_count(&hdr_iter))
 			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
 					      &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		if (in_len || read_only)
-			status = VIRTIO_BLK_S_IOERR;
-		else
+		if (!in_len && !read_only)
 			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
 					      &hdr_iter);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		if (in_len || iov_iter_count(&hdr_iter))
-			status = VIRTIO_BLK_S_IOERR;
-		else
+		if (!in_len && !iov_iter_count(&hdr_iter))
 			status = vhost_blk_flush(req, be);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
-		if (iov_iter_count(&hdr_iter))
-			status = VIRTIO_BLK_S_IOERR;
-		else
+		if (!iov_iter_count(&hdr_iter))
 			status = vhost_blk_get_id(req, &in_iter);
 		break;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 	case VIRTIO_BLK_T_SECURE_ERASE:
-		if (in_len || read_only)
-			status = VIRTIO_BLK_S_IOERR;
-		else
+		if (!in_len && !read_only)
 			status = vhost_blk_range(req, be, type, &hdr_iter);
 		break;
 	default:
@@ -498,12 +639,12 @@ static size_t vhost_blk_req_start(struct vhost_blk_vq *bvq,
 		break;
 	}
 	if (status == VHOST_BLK_IN_FLIGHT)
-		return out_len + req->in_len;
+		return true;
 answer:
 	req->status = status;
 done:
 	vhost_blk_req_done(req);
-	return out_len + req->in_len;
+	return true;
 }
 
 /**
@@ -511,7 +652,11 @@ done:
  * @work: the queue's poll work, run on the device's worker
  *
  * One block plug covers the batch; vhost_exceeds_weight() ends the run
- * (and requeues it) so one busy queue cannot starve the others.
+ * (and requeues it) so one busy queue cannot starve the others. A request
+ * that does not fit the queue's memory budget ends the run too: it stays
+ * in the avail ring, and the completion that frees memory requeues the run.
+ * Allocations are charged to the owner's memory cgroup: the worker may be
+ * a kernel thread, which would charge nobody.
  */
 void vhost_blk_handle_kick(struct vhost_work *work)
 {
@@ -520,9 +665,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
 	struct vhost_blk_backend *be;
 	unsigned int out, in, log_num;
+	struct mem_cgroup *old_memcg;
 	struct vhost_log *log;
 	struct blk_plug plug;
-	size_t total = 0;
+	size_t bytes, total = 0;
 	int count = 0;
 	int head;
 
@@ -531,6 +677,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (!be)
 		goto out;
 
+	old_memcg = set_active_memcg(bvq->blk->memcg);
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	vhost_disable_notify(vq->dev, vq);
 	blk_start_plug(&plug);
@@ -552,9 +699,15 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}
-		total += vhost_blk_req_start(bvq, be, head, out, in, log, log_num);
+		if (!vhost_blk_req_start(bvq, be, head, out, in, log, log_num,
+					 &bytes)) {
+			vhost_discard_vq_desc(vq, 1);
+			break;
+		}
+		total += bytes;
 	} while (!vhost_exceeds_weight(vq, ++count, total));
 	blk_finish_plug(&plug);
+	set_active_memcg(old_memcg);
 out:
 	mutex_unlock(&vq->mutex);
 }
@@ -562,7 +715,8 @@ out:
 /* Releases what a request holds; returns the used length to report. */
 static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 {
-	struct vhost_virtqueue *vq = &req->bvq->vq;
+	struct vhost_blk_vq *bvq = req->bvq;
+	struct vhost_virtqueue *vq = &bvq->vq;
 	u32 len = 0;
 
 	req->busy = false;
@@ -574,13 +728,18 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 			       req->head);
 		len = 1 + (req->status == VIRTIO_BLK_S_OK ? req->written : 0);
 	}
+	/* The data, then the status byte: log them, then the used ring. */
 	if (req->log) {
-		/* The data, then the status byte: log them, then the used ring. */
-		if (req->in_len)
-			vhost_log_write(vq, req->log, req->log_num, req->in_len, NULL, 0);
+		if (req->written)
+			vhost_log_write(vq, req->log, req->log_num, req->written,
+					NULL, 0);
 		kfree(req->log);
 		req->log = NULL;
 	}
+	if (req->logged)
+		vhost_log_write(vq, &req->status_log, 1, 1, NULL, 0);
+	bvq->mem_used -= req->mem;
+	req->mem = 0;
 	return len;
 }
 
@@ -589,7 +748,8 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
  * @work: the queue's completion work, run on the device's worker
  *
  * Reports everything completed so far with one used-ring update and one
- * interrupt (more only when the batch exceeds the heads array).
+ * interrupt (more only when the batch exceeds the heads array), then
+ * restarts a ring that waits for the memory the batch gave back.
  */
 void vhost_blk_complete_work(struct vhost_work *work)
 {
@@ -617,6 +777,10 @@ void vhost_blk_complete_work(struct vhost_work *work)
 	}
 	if (n)
 		vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+	if (bvq->mem_waiting) {
+		bvq->mem_waiting = false;
+		vhost_poll_queue(&vq->poll);
+	}
 	mutex_unlock(&vq->mutex);
 
 	if (atomic_sub_and_test(total + n, &bvq->inflight))

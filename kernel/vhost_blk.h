@@ -41,14 +41,22 @@ struct vhost_blk_backend {
  * @busy: taken from the avail ring and not yet finished; a driver that
  *        offers the head again before that has its queue stopped
  * @to_guest: the device writes guest memory (IN): pages become dirty
- * @bounced: @bvecs hold bounce pages owned by the request, not guest pages
+ * @bounced: @bvecs hold bounce pages owned by the request, not pinned
+ *           guest pages
+ * @logged: dirty logging was on when the request started: @status_log (and
+ *          @log, when the device writes data) go to the log at completion
  * @status_addr: where the status byte goes, in the owner's address space;
  *               NULL when the chain has no device-writable byte
  * @written: data bytes written to the guest on success (IN, GET_ID)
  * @in_len: length of all device-writable buffers, for the dirty log
  * @log: the device-writable buffers' guest-physical ranges, only while
- *       dirty logging; allocated per request
+ *       dirty logging and only for requests that write data (IN, GET_ID);
+ *       allocated per request
  * @log_num: entries in @log
+ * @status_log: the status byte's guest-physical address, while logging: it
+ *              is logged even when @log could not be allocated
+ * @mem: bytes charged to the queue's budget (@bvq->mem_used) for the
+ *       request's bounce pages, bio_vec table and @log
  * @bvecs: the data pages: @inline_vecs, or allocated for large requests
  * @nvecs: entries in @bvecs
  * @bounce_iov: for a bounced read: the guest buffers to copy to; allocated
@@ -69,11 +77,14 @@ struct vhost_blk_req {
 	bool busy;
 	bool to_guest;
 	bool bounced;
+	bool logged;
 	u8 __user *status_addr;
 	u32 written;
 	u64 in_len;
 	struct vhost_log *log;
 	unsigned int log_num;
+	struct vhost_log status_log;
+	size_t mem;
 	struct bio_vec *bvecs;
 	unsigned int nvecs;
 	struct iovec *bounce_iov;
@@ -93,11 +104,20 @@ struct vhost_blk_req {
  * @complete_work: reports @completed in the used ring, on the worker
  * @inflight: requests taken from the avail ring and not yet in the used
  *            ring; stop waits for zero
+ * @mem_budget: bytes the requests in flight may hold in bounce pages,
+ *              bio_vec tables and log copies (module parameter
+ *              queue_mem_kb, read at start)
+ * @mem_used: bytes they hold now
+ * @mem_waiting: a request waits in the avail ring for @mem_used to drop;
+ *               the completion work requeues the kick handler
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
 	struct vhost_blk *blk;
 	struct vhost_blk_req *reqs;
+	size_t mem_budget;
+	size_t mem_used;
+	bool mem_waiting;
 	struct llist_head completed;
 	struct vhost_work complete_work;
 	atomic_t inflight;
@@ -111,9 +131,11 @@ struct vhost_blk_vq {
  * @backend: the attached block device or NULL; dev.mutex
  * @force_ro: VHOST_BLK_SET_READ_ONLY
  * @serial: GET_ID's answer
+ * @memcg: the owner's memory cgroup, taken at VHOST_SET_OWNER and dropped
+ *         when the owner goes; what requests allocate is charged to it
  *
- * @force_ro and @serial change under dev.mutex and only while every queue
- * is stopped, so the worker reads them under its queue mutex alone.
+ * @force_ro, @serial and @memcg change under dev.mutex and only while every
+ * queue is stopped, so the worker reads them under its queue mutex alone.
  *
  * Allocated in open and freed in release: nothing outlives the file.
  */
@@ -124,13 +146,16 @@ struct vhost_blk {
 	struct vhost_blk_backend *backend;
 	bool force_ro;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
+	struct mem_cgroup *memcg;
 };
+
+/* main.c */
+extern unsigned int vhost_blk_queue_mem_kb;
 
 /* backend.c */
 struct vhost_blk_backend *vhost_blk_backend_open(int fd);
 void vhost_blk_backend_close(struct vhost_blk_backend *be);
 bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be);
-unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be);
 unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backend *be);
 u64 vhost_blk_backend_features(const struct vhost_blk_backend *be);
 void vhost_blk_backend_config(const struct vhost_blk_backend *be,

@@ -113,7 +113,8 @@ FIXTURE(random_mix) {
 	struct model *m;
 	struct slot *slots;
 	struct slot *free[MAX_QUEUES];
-	uint32_t wz_limit;		/* the config's max_write_zeroes_sectors */
+	uint32_t wz_limit;		/* the config's max_write_zeroes_sectors,
+					 * 0 when the backend cannot zero */
 	unsigned int inflight, max_inflight;
 	unsigned long counts[K_NR];
 	unsigned long nr, failures;
@@ -201,6 +202,7 @@ FIXTURE_SETUP(random_mix)
 	ASSERT_EQ(0, ret) TH_LOG("start device: %s", strerror(-ret));
 	self->wz_limit = le32toh(cfg.max_write_zeroes_sectors);
 	ASSERT_LT(self->wz_limit + 1000, CAPACITY);
+	/* Without the command, the device offers no WRITE_ZEROES (no emulation). */
 
 	self->slots = calloc(self->nqueues * SLOTS, sizeof(*self->slots));
 	ASSERT_NE(NULL, self->slots);
@@ -336,7 +338,11 @@ static void make_rw(FIXTURE_DATA(random_mix) *self, struct slot *s, bool write)
 		fill_segments(s, next_rand(self));
 }
 
-/* A DISCARD or WRITE_ZEROES of valid segments. */
+/*
+ * A DISCARD or WRITE_ZEROES of valid segments. A backend that cannot zero
+ * (null_blk) gets no WRITE_ZEROES offered: such a request completes UNSUPP
+ * and changes nothing.
+ */
 static void make_zeroing(FIXTURE_DATA(random_mix) *self, struct slot *s,
 			 uint32_t type)
 {
@@ -348,10 +354,15 @@ static void make_zeroing(FIXTURE_DATA(random_mix) *self, struct slot *s,
 		if (type == VIRTIO_BLK_T_WRITE_ZEROES && chance(self, 50))
 			flags[i] = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 	}
-	s->n_ext = n;
-	s->zero = true;
 	s->req.type = type;
 	write_ranges(s, s->ext, n, flags);
+	if (type == VIRTIO_BLK_T_WRITE_ZEROES && !self->wz_limit) {
+		s->want_status = VIRTIO_BLK_S_UNSUPP;
+		s->untouched = true;
+		return;
+	}
+	s->n_ext = n;
+	s->zero = true;
 }
 
 static void make_get_id(FIXTURE_DATA(random_mix) *self, struct slot *s)
@@ -439,7 +450,10 @@ static void make_unknown_type(FIXTURE_DATA(random_mix) *self, struct slot *s)
 	s->untouched = true;
 }
 
-/* DISCARD or WRITE_ZEROES whose segments are wrong: IOERR. */
+/*
+ * DISCARD or WRITE_ZEROES whose segments are wrong: IOERR; UNSUPP for a
+ * WRITE_ZEROES the device does not offer.
+ */
 static void make_bad_segments(FIXTURE_DATA(random_mix) *self, struct slot *s)
 {
 	struct extent ext[VHOST_BLK_MAX_RANGE_SEGS + 1];
@@ -477,7 +491,9 @@ static void make_bad_segments(FIXTURE_DATA(random_mix) *self, struct slot *s)
 		s->req.nsegs = 0;
 	else if (chance(self, 20))	/* and a partial segment on top */
 		s->segs[0].len += 1 + rnd(self, 15);
-	s->want_status = VIRTIO_BLK_S_IOERR;
+	s->want_status = s->req.type == VIRTIO_BLK_T_WRITE_ZEROES &&
+			 !self->wz_limit && s->req.dir != VBLK_DIR_IN ?
+			 VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 	s->untouched = true;
 }
 
