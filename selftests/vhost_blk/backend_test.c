@@ -320,6 +320,32 @@ TEST_F(owned, set_backend_with_a_closed_or_negative_fd_fails_ebadf)
 	EXPECT_EQ(-EBADF, vblk_dev_set_backend(&self->dev, INT_MAX));
 }
 
+/*
+ * The device reads the block device for the guest: a descriptor open for
+ * writing only must not give the guest what its owner could not read. One
+ * open for reading only makes a read-only device.
+ */
+TEST_F(owned, set_backend_with_a_write_only_fd_fails_ebadf_and_a_read_only_one_is_read_only)
+{
+	struct virtio_blk_config cfg;
+	uint64_t features = 0;
+	int fd = vblk_backend_open(&self->fast, O_WRONLY);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EBADF, vblk_dev_set_backend(&self->dev, fd));
+	close(fd);
+	EXPECT_EQ(-ENODEV, vblk_dev_get_config(&self->dev, &cfg));
+
+	fd = vblk_backend_open(&self->fast, O_RDONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vblk_dev_set_backend(&self->dev, fd));
+	close(fd);
+	ASSERT_EQ(0, vblk_dev_get_features(&self->dev, &features));
+	EXPECT_NE(0ULL, features & (1ULL << VIRTIO_BLK_F_RO));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(self->q, 0, &self->bufs[0]));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_read(self->q, 0, &self->bufs[0]));
+}
+
 TEST_F(owned, set_backend_minus_one_without_a_backend_is_a_no_op)
 {
 	struct virtio_blk_config cfg;
@@ -455,12 +481,31 @@ TEST_F(owned, swap_under_load_on_two_queues_loses_no_request)
 	check_device(_metadata, &self->slow, NREQ + 1, true, 400);
 }
 
+/*
+ * A request keeps the owner's address of its status byte from start to
+ * completion: a new memory table waits until none is in flight.
+ */
+TEST_F(owned, set_mem_table_reports_every_request_in_flight_before_it_returns)
+{
+	start_slow_writes(_metadata, self, 600);
+	ASSERT_EQ(0, vblk_dev_set_mem_table(&self->dev));
+	check_slow_writes_reported(_metadata, self, 600);
+	/* And the device goes on serving. */
+	submit_writes(_metadata, self, 650);
+	reap_all_ok(_metadata, self);
+	check_device(_metadata, &self->slow, NREQ, true, 650);
+}
+
 TEST_F(owned, close_with_requests_in_flight_completes_them_first)
 {
 	start_slow_writes(_metadata, self, 500);
-	/* Release drains: the writes reach the device. */
-	vblk_dev_close(&self->dev);
-	check_device(_metadata, &self->slow, NREQ, true, 500);
+	/*
+	 * Release drains: once close returns, every write is in the used ring
+	 * (the guest memory is still ours to look at) and on the device.
+	 */
+	close(self->dev.fd);
+	self->dev.fd = -1;
+	check_slow_writes_reported(_metadata, self, 500);
 }
 
 /* A started device whose block device fails every I/O. */

@@ -1651,4 +1651,30 @@ TEST_F(oversized, request_of_more_than_seg_max_times_size_max_bytes_fails_ioerr)
 	EXPECT_EQ(MiB + 1, req.used_len);
 }
 
+/*
+ * size_max holds per buffer, not only on average: one buffer a sector
+ * longer than VHOST_BLK_SIZE_MAX fails, even in a small request, and
+ * exactly VHOST_BLK_SIZE_MAX works.
+ */
+TEST_F(oversized, data_buffer_longer_than_size_max_fails_ioerr)
+{
+	struct vblk_queue *q = &self->dev.queues[0];
+	struct vblk_buf buf;
+	struct vblk_req req;
+
+	ASSERT_EQ(0, vblk_mem_alloc_in(&self->dev.mem, 0,
+				       VHOST_BLK_SIZE_MAX + VBLK_SECTOR_SIZE,
+				       VBLK_PAGE_SIZE, &buf));
+	vblk_req_init(&req, VIRTIO_BLK_T_IN, 0, &buf, 1);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vblk_exec(q, &req));
+	EXPECT_EQ(1U, req.used_len);
+	vblk_req_init(&req, VIRTIO_BLK_T_OUT, 0, &buf, 1);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vblk_exec(q, &req));
+
+	buf.len = VHOST_BLK_SIZE_MAX;
+	vblk_req_init(&req, VIRTIO_BLK_T_IN, 0, &buf, 1);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_exec(q, &req));
+	EXPECT_EQ(VHOST_BLK_SIZE_MAX + 1, req.used_len);
+}
+
 TEST_HARNESS_MAIN
