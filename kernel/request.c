@@ -198,7 +198,8 @@ static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 /*
  * Copies @data through freshly allocated pages: for guest buffers the block
  * device cannot take directly. A write is copied in now, a read copied out
- * at completion from the iovec array saved here.
+ * at completion from the iovec array saved here. At the owner's memory
+ * cgroup limit the request fails (IOERR) rather than OOM-kill the owner.
  */
 static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *data)
 {
@@ -213,7 +214,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 	for (i = 0; i < n; i++) {
 		struct bio_vec *bv = &req->bvecs[i];
 
-		bv->bv_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+		bv->bv_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN);
 		if (!bv->bv_page)
 			goto nomem;
 		req->nvecs++;
