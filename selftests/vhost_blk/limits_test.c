@@ -48,14 +48,20 @@ static int read_u64(const char *path, uint64_t *val)
 	return ret;
 }
 
-/* A counter of /proc/vmstat, or UINT64_MAX when it is missing. */
+/*
+ * A counter of /proc/vmstat, or UINT64_MAX when it is missing. The per-CPU
+ * deltas are folded in first (vm.stat_refresh): they lag by up to the
+ * counters' threshold otherwise.
+ */
 static uint64_t vmstat(const char *name)
 {
 	unsigned long long v;
 	char key[64];
-	FILE *f = fopen("/proc/vmstat", "re");
+	FILE *f;
 	uint64_t ret = UINT64_MAX;
 
+	vblk_write_file("/proc/sys/vm/stat_refresh", "1");
+	f = fopen("/proc/vmstat", "re");
 	if (!f)
 		return ret;
 	while (fscanf(f, "%63s %llu", key, &v) == 2)
