@@ -44,9 +44,6 @@
 /* Guest pages pinned per pin_user_pages_fast() call. */
 #define VHOST_BLK_PIN_BATCH	16
 
-/* Not a virtio-blk status: the request does not fit its queue's budget. */
-#define VHOST_BLK_DEFER		0xfe
-
 /*
  * Every data page of a request is one bio_vec and bio->bi_vcnt is 16 bits:
  * seg_max buffers of at most size_max bytes, each across one more page
