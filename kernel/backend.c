@@ -90,13 +90,28 @@ u64 vhost_blk_backend_features(const struct vhost_blk_backend *be)
 
 	if (bdev_max_discard_sectors(be->bdev))
 		features |= BIT_ULL(VIRTIO_BLK_F_DISCARD);
-	if (bdev_write_zeroes_sectors(be->bdev))
+	if (vhost_blk_backend_write_zeroes_sectors(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (vhost_blk_backend_secure_erase_sectors(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_SECURE_ERASE);
 	if (vhost_blk_backend_read_only(be))
 		features |= BIT_ULL(VIRTIO_BLK_F_RO);
 	return features;
+}
+
+/**
+ * vhost_blk_backend_write_zeroes_sectors() - largest WRITE_ZEROES segment
+ * @be: the backend
+ *
+ * Whole logical blocks; 0 when the block device cannot zero by itself: the
+ * device then offers no WRITE_ZEROES, since nothing may fall back to
+ * writing zero pages.
+ */
+unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be)
+{
+	unsigned int lbs_sectors = bdev_logical_block_size(be->bdev) >> SECTOR_SHIFT;
+
+	return bdev_write_zeroes_sectors(be->bdev) & ~(lbs_sectors - 1);
 }
 
 /**
@@ -148,9 +163,9 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 	config->discard_sector_alignment =
 		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
 
-	/* Only what the device does itself: nothing falls back to writes. */
-	if (bdev_write_zeroes_sectors(bdev)) {
-		config->max_write_zeroes_sectors = cfg32(bdev_write_zeroes_sectors(bdev));
+	if (vhost_blk_backend_write_zeroes_sectors(be)) {
+		config->max_write_zeroes_sectors =
+			cfg32(vhost_blk_backend_write_zeroes_sectors(be));
 		config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
 		config->write_zeroes_may_unmap = 1;
 	}

@@ -76,7 +76,7 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 		bvq->reqs[i].bvq = bvq;
 	bvq->mem_budget = (size_t)READ_ONCE(vhost_blk_queue_mem_kb) * SZ_1K;
 	bvq->mem_used = 0;
-	bvq->mem_waiting = false;
+	bvq->mem_wanted = 0;
 	vhost_vq_set_backend(vq, bvq->blk->backend);
 	ret = vhost_vq_init_access(vq);
 	if (ret) {

@@ -41,6 +41,14 @@
 /* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
 #define VHOST_BLK_IN_FLIGHT	0xff
 
+/*
+ * What a request allocates on the worker: charged to the owner's memory
+ * cgroup, and at its limit the allocation fails (the request completes
+ * IOERR) rather than OOM-kill the owner, which __GFP_RETRY_MAYFAIL makes
+ * the memcg charge do.
+ */
+#define VHOST_BLK_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* Guest pages pinned per pin_user_pages_fast() call. */
 #define VHOST_BLK_PIN_BATCH	16
 
@@ -102,7 +110,7 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
 		req->bvecs = req->inline_vecs;
 		return 0;
 	}
-	req->bvecs = kvmalloc_array(nr, sizeof(*req->bvecs), GFP_KERNEL_ACCOUNT);
+	req->bvecs = kvmalloc_array(nr, sizeof(*req->bvecs), VHOST_BLK_GFP);
 	return req->bvecs ? 0 : -ENOMEM;
 }
 
@@ -111,7 +119,8 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
  * @req: the request, its I/O over
  *
  * Copies a bounced read to the guest first. Guest pages the device wrote
- * are dirtied before they are unpinned.
+ * (@req->written is set once the read is submitted) are dirtied before
+ * they are unpinned.
  */
 static void vhost_blk_release_pages(struct vhost_blk_req *req)
 {
@@ -133,7 +142,8 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 		if (req->bounced)
 			__free_page(page);
 		else
-			unpin_user_pages_dirty_lock(&page, 1, req->to_guest);
+			unpin_user_pages_dirty_lock(&page, 1, req->to_guest &&
+						    req->written);
 	}
 	if (req->bvecs != req->inline_vecs)
 		kvfree(req->bvecs);
@@ -195,8 +205,7 @@ static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 /*
  * Copies @data through freshly allocated pages: for guest buffers the block
  * device cannot take directly. A write is copied in now, a read copied out
- * at completion from the iovec array saved here. At the owner's memory
- * cgroup limit the request fails (IOERR) rather than OOM-kill the owner.
+ * at completion from the iovec array saved here.
  */
 static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *data)
 {
@@ -211,7 +220,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 	for (i = 0; i < n; i++) {
 		struct bio_vec *bv = &req->bvecs[i];
 
-		bv->bv_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN);
+		bv->bv_page = alloc_page(VHOST_BLK_GFP);
 		if (!bv->bv_page)
 			goto nomem;
 		req->nvecs++;
@@ -225,7 +234,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 	}
 	if (req->to_guest) {
 		req->bounce_iov = kmemdup(data->iov, data->nr_segs * sizeof(*data->iov),
-					  GFP_KERNEL_ACCOUNT);
+					  VHOST_BLK_GFP);
 		if (!req->bounce_iov)
 			goto nomem;
 		req->bounce_nr = data->nr_segs;
@@ -238,13 +247,26 @@ fail:
 	return ret;
 }
 
-/* Whether each data buffer is at most size_max and there are at most seg_max. */
-static bool vhost_blk_segs_ok(const struct iov_iter *data)
+/**
+ * vhost_blk_rw_ok() - whether a read or write may go to the block device
+ * @be: the backend
+ * @sector: first 512-byte sector
+ * @data: the guest's data buffers
+ *
+ * Whole sectors within the capacity and logical blocks, at most seg_max
+ * buffers of at most size_max bytes each; that also keeps the pages of a
+ * request within a bio's 16-bit vector count.
+ */
+static bool vhost_blk_rw_ok(const struct vhost_blk_backend *be, u64 sector,
+			    const struct iov_iter *data)
 {
-	size_t skip = data->iov_offset;
+	size_t len = iov_iter_count(data), skip = data->iov_offset;
 	unsigned long i;
 
-	if (data->nr_segs > VHOST_BLK_SEG_MAX)
+	BUILD_BUG_ON(VHOST_BLK_MAX_VECS > U16_MAX);
+	if (!IS_ALIGNED(len, SECTOR_SIZE) ||
+	    !vhost_blk_range_ok(be->bdev, sector, len >> SECTOR_SHIFT) ||
+	    data->nr_segs > VHOST_BLK_SEG_MAX)
 		return false;
 	for (i = 0; i < data->nr_segs; i++, skip = 0)
 		if (data->iov[i].iov_len - skip > VHOST_BLK_SIZE_MAX)
@@ -289,7 +311,7 @@ static size_t vhost_blk_rw_mem(struct vhost_blk_req *req,
 /**
  * vhost_blk_rw() - start a read (IN) or write (OUT)
  * @req: the request; @req->bounced decided by vhost_blk_rw_mem()
- * @be: the backend
+ * @be: the backend; vhost_blk_rw_ok() holds
  * @sector: first 512-byte sector
  * @data: the guest's data buffers; count is the transfer length
  *
@@ -305,11 +327,6 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 				       REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
 	int ret;
 
-	BUILD_BUG_ON(VHOST_BLK_MAX_VECS > U16_MAX);
-	if (!IS_ALIGNED(len, SECTOR_SIZE) ||
-	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT) ||
-	    !vhost_blk_segs_ok(data))
-		return VIRTIO_BLK_S_IOERR;
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	/* Without FLUSH negotiated the device must be write-through. */
@@ -412,7 +429,7 @@ static u8 vhost_blk_range(struct vhost_blk_req *req, struct vhost_blk_backend *b
 		max_sectors = bdev_max_discard_sectors(bdev);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		max_sectors = bdev_write_zeroes_sectors(bdev);
+		max_sectors = vhost_blk_backend_write_zeroes_sectors(be);
 		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 		break;
 	default:
@@ -470,18 +487,24 @@ static u8 __user *vhost_blk_take_status(struct iovec *iov, unsigned int *nr)
 
 /*
  * The guest-physical address of the status byte: the last byte of the last
- * non-empty device-writable descriptor, as take_status found it.
+ * device-writable descriptor (the core logs only descriptors that have
+ * bytes), where take_status found it.
  */
 static bool vhost_blk_status_log(struct vhost_blk_req *req,
 				 const struct vhost_log *log, unsigned int log_num)
 {
-	while (log_num && !log[log_num - 1].len)
-		log_num--;
 	if (!log_num)
 		return false;
 	req->status_log.addr = log[log_num - 1].addr + log[log_num - 1].len - 1;
 	req->status_log.len = 1;
 	return true;
+}
+
+/* Whether @mem more bytes fit the queue's budget now; anything fits an idle queue. */
+static bool vhost_blk_mem_fits(const struct vhost_blk_vq *bvq, size_t mem)
+{
+	return !bvq->mem_used ||
+	       mem <= bvq->mem_budget - min(bvq->mem_used, bvq->mem_budget);
 }
 
 /**
@@ -492,17 +515,17 @@ static bool vhost_blk_status_log(struct vhost_blk_req *req,
  *
  * A request that does not fit while others hold memory must wait for their
  * completion; with nothing held, any request fits, so the queue always
- * makes progress and a queue holds at most its budget plus one request.
+ * makes progress. A bounced request never needs more than the budget (one
+ * that would fails), so what a queue holds beyond its budget is at most
+ * one direct request's bio_vec table (1 MiB).
  *
  * Return: true when admitted (@mem charged), false when it must wait.
  */
 static bool vhost_blk_admit(struct vhost_blk_vq *bvq, struct vhost_blk_req *req,
 			    size_t mem)
 {
-	size_t left = bvq->mem_budget - min(bvq->mem_used, bvq->mem_budget);
-
-	if (mem && bvq->mem_used && mem > left) {
-		bvq->mem_waiting = true;
+	if (mem && !vhost_blk_mem_fits(bvq, mem)) {
+		bvq->mem_wanted = mem;
 		return false;
 	}
 	bvq->mem_used += mem;
@@ -519,26 +542,30 @@ static bool vhost_blk_admit(struct vhost_blk_vq *bvq, struct vhost_blk_req *req,
  * @in: device-writable entries after them
  * @log: the device-writable buffers' guest-physical ranges, or NULL
  * @log_num: entries in @log
- * @bytes: set to the bytes of the chain, for the queue's fairness weight
  *
- * The request is in flight or done when this returns true. False means it
- * does not fit the queue's memory budget now: nothing was done, and the
- * caller gives the chain back to the avail ring.
+ * The request is checked first; only one that will reach the block device
+ * is charged what it allocates, and one that does not fit its queue's
+ * budget now is left alone.
+ *
+ * Return: false when the request must wait for memory (nothing was done:
+ * the caller gives the chain back to the avail ring); true when it is in
+ * flight or done.
  */
 static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 				struct vhost_blk_backend *be, unsigned int head,
 				unsigned int out, unsigned int in,
-				struct vhost_log *log, unsigned int log_num,
-				size_t *bytes)
+				struct vhost_log *log, unsigned int log_num)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_blk_req *req = &bvq->reqs[head];
 	struct virtio_blk_outhdr hdr;
 	struct iov_iter hdr_iter, in_iter;
 	size_t out_len = iov_length(vq->iov, out);
+	size_t in_len = iov_length(vq->iov + out, in);
 	u8 status = VIRTIO_BLK_S_IOERR;
-	bool parsed = false, read_only;
-	size_t in_len, mem = 0;
+	bool parsed = false, ok = false;
+	size_t mem = 0;
+	u64 sector = 0;
 	u32 type = 0;
 
 	req->head = head;
@@ -552,8 +579,6 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->log = NULL;
 	req->log_num = 0;
 	req->mem = 0;
-	req->in_len = iov_length(vq->iov + out, in);
-	*bytes = out_len + req->in_len;
 
 	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
 	if (!req->status_addr) {
@@ -563,29 +588,40 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	/* The status byte is logged whatever else happens. */
 	if (log)
 		req->logged = vhost_blk_status_log(req, log, log_num);
+	in_len--;
 
 	iov_iter_init(&hdr_iter, WRITE, vq->iov, out, out_len);
-	in_len = req->in_len - 1;
 	iov_iter_init(&in_iter, READ, vq->iov + out, in, in_len);
 	if (copy_from_iter(&hdr, sizeof(hdr), &hdr_iter) != sizeof(hdr))
 		goto start;
 	type = vhost32_to_cpu(vq, hdr.type);
+	sector = vhost64_to_cpu(vq, hdr.sector);
 	parsed = true;
 
-	/* What the request will allocate, so that it can wait if need be. */
+	/* Reads and writes that will reach the device, and what they allocate. */
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		req->to_guest = true;
-		mem = vhost_blk_rw_mem(req, be, &in_iter);
-		fallthrough;
-	case VIRTIO_BLK_T_GET_ID:
-		if (req->logged && in_len)
-			mem += log_num * sizeof(*log);
+		ok = !iov_iter_count(&hdr_iter) && vhost_blk_rw_ok(be, sector, &in_iter);
+		if (ok)
+			mem = vhost_blk_rw_mem(req, be, &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		mem = vhost_blk_rw_mem(req, be, &hdr_iter);
+		ok = !in_len && !bvq->blk->force_ro &&
+		     !vhost_blk_backend_read_only(be) &&
+		     vhost_blk_rw_ok(be, sector, &hdr_iter);
+		if (ok)
+			mem = vhost_blk_rw_mem(req, be, &hdr_iter);
 		break;
 	}
+	/* A bounced request larger than the whole budget would never fit. */
+	if (req->bounced && mem > bvq->mem_budget) {
+		ok = false;
+		mem = 0;
+	}
+	if ((type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID) &&
+	    req->logged && in_len)
+		mem += log_num * sizeof(*log);
 	if (!vhost_blk_admit(bvq, req, mem))
 		return false;
 
@@ -594,29 +630,26 @@ start:
 	req->busy = true;
 	if (!req->status_addr)
 		goto done;
+	/* Without a whole header the answer is IOERR. */
+	if (!parsed)
+		goto answer;
 	/* The data pages the device writes are logged at completion. */
-	if (req->logged && in_len && parsed && (type == VIRTIO_BLK_T_IN ||
-						type == VIRTIO_BLK_T_GET_ID)) {
-		req->log = kmemdup(log, log_num * sizeof(*log), GFP_KERNEL_ACCOUNT);
+	if ((type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID) &&
+	    req->logged && in_len) {
+		req->log = kmemdup(log, log_num * sizeof(*log), VHOST_BLK_GFP);
 		if (!req->log)
 			goto answer;
 		req->log_num = log_num;
 	}
 
-	/* Without a whole header the answer is IOERR. */
-	if (!parsed)
-		goto answer;
-	read_only = bvq->blk->force_ro || vhost_blk_backend_read_only(be);
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
-		if (!iov_iter_count(&hdr_iter))
-			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
-					      &in_iter);
+		if (ok)
+			status = vhost_blk_rw(req, be, sector, &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		if (!in_len && !read_only)
-			status = vhost_blk_rw(req, be, vhost64_to_cpu(vq, hdr.sector),
-					      &hdr_iter);
+		if (ok)
+			status = vhost_blk_rw(req, be, sector, &hdr_iter);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		if (!in_len && !iov_iter_count(&hdr_iter))
@@ -629,7 +662,7 @@ start:
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 	case VIRTIO_BLK_T_SECURE_ERASE:
-		if (!in_len && !read_only)
+		if (!in_len && !bvq->blk->force_ro && !vhost_blk_backend_read_only(be))
 			status = vhost_blk_range(req, be, type, &hdr_iter);
 		break;
 	default:
@@ -697,8 +730,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}
-		if (!vhost_blk_req_start(bvq, be, head, out, in, log, log_num,
-					 &bytes)) {
+		bytes = iov_length(vq->iov, out + in);
+		if (!vhost_blk_req_start(bvq, be, head, out, in, log, log_num)) {
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}
@@ -775,8 +808,8 @@ void vhost_blk_complete_work(struct vhost_work *work)
 	}
 	if (n)
 		vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
-	if (bvq->mem_waiting) {
-		bvq->mem_waiting = false;
+	if (bvq->mem_wanted && vhost_blk_mem_fits(bvq, bvq->mem_wanted)) {
+		bvq->mem_wanted = 0;
 		vhost_poll_queue(&vq->poll);
 	}
 	mutex_unlock(&vq->mutex);

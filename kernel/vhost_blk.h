@@ -48,7 +48,6 @@ struct vhost_blk_backend {
  * @status_addr: where the status byte goes, in the owner's address space;
  *               NULL when the chain has no device-writable byte
  * @written: data bytes written to the guest on success (IN, GET_ID)
- * @in_len: length of all device-writable buffers, for the dirty log
  * @log: the device-writable buffers' guest-physical ranges, only while
  *       dirty logging and only for requests that write data (IN, GET_ID);
  *       allocated per request
@@ -80,7 +79,6 @@ struct vhost_blk_req {
 	bool logged;
 	u8 __user *status_addr;
 	u32 written;
-	u64 in_len;
 	struct vhost_log *log;
 	unsigned int log_num;
 	struct vhost_log status_log;
@@ -108,8 +106,9 @@ struct vhost_blk_req {
  *              bio_vec tables and log copies (module parameter
  *              queue_mem_kb, read at start)
  * @mem_used: bytes they hold now
- * @mem_waiting: a request waits in the avail ring for @mem_used to drop;
- *               the completion work requeues the kick handler
+ * @mem_wanted: what the request waiting in the avail ring needs, 0 when
+ *              none waits; the completion work requeues the kick handler
+ *              once it fits
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -117,7 +116,7 @@ struct vhost_blk_vq {
 	struct vhost_blk_req *reqs;
 	size_t mem_budget;
 	size_t mem_used;
-	bool mem_waiting;
+	size_t mem_wanted;
 	struct llist_head completed;
 	struct vhost_work complete_work;
 	atomic_t inflight;
@@ -156,6 +155,7 @@ extern unsigned int vhost_blk_queue_mem_kb;
 struct vhost_blk_backend *vhost_blk_backend_open(int fd);
 void vhost_blk_backend_close(struct vhost_blk_backend *be);
 bool vhost_blk_backend_read_only(const struct vhost_blk_backend *be);
+unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backend *be);
 unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backend *be);
 u64 vhost_blk_backend_features(const struct vhost_blk_backend *be);
 void vhost_blk_backend_config(const struct vhost_blk_backend *be,

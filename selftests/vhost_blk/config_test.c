@@ -170,7 +170,9 @@ TEST_F(config, write_zeroes_limits_are_the_backends_own_or_none)
 	ASSERT_EQ(0, vblk_dev_get_features(&self->dev, &features));
 	/* No emulation by writing zero pages: offered only where the device zeroes. */
 	EXPECT_EQ(!!max, !!(features & BIT(VIRTIO_BLK_F_WRITE_ZEROES)));
-	EXPECT_EQ(max / VBLK_SECTOR_SIZE, le32toh(cfg.max_write_zeroes_sectors));
+	/* In whole logical blocks. */
+	EXPECT_EQ(max / VBLK_SECTOR_SIZE & ~(le32toh(cfg.blk_size) / VBLK_SECTOR_SIZE - 1),
+		  le32toh(cfg.max_write_zeroes_sectors));
 	EXPECT_EQ(max ? (uint32_t)VHOST_BLK_MAX_RANGE_SEGS : 0U,
 		  le32toh(cfg.max_write_zeroes_seg));
 	EXPECT_EQ(max ? 1U : 0U, cfg.write_zeroes_may_unmap);

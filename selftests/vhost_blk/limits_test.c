@@ -236,6 +236,35 @@ TEST_F(queue_memory, direct_requests_are_not_held_back_by_the_bounce_budget)
 }
 
 /*
+ * Bounce pages never exceed the budget: a bounced request whose
+ * allocations would take more than all of it fails (it could never fit);
+ * one of half the budget works.
+ */
+TEST_F(queue_memory, bounced_request_needing_more_than_the_whole_budget_fails_ioerr)
+{
+	size_t budget = variant->budget_kb * KiB;
+	struct vblk_buf area, buf;
+	struct vblk_req req;
+
+	if (!budget)	/* 16 MiB: more than one buffer may carry */
+		budget = VHOST_BLK_SIZE_MAX / 2;
+	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 2 * budget + VBLK_PAGE_SIZE,
+				    VBLK_PAGE_SIZE, &area));
+	buf = vblk_buf_slice(&area, 1, budget / 2);
+	vblk_pattern_fill(buf.hva, buf.len, 800);
+	vblk_req_init(&req, VIRTIO_BLK_T_OUT, 0, &buf, 1);
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_exec(self->q, &req));
+	if (variant->budget_kb) {
+		buf = vblk_buf_slice(&area, 1, 2 * budget);
+		vblk_req_init(&req, VIRTIO_BLK_T_OUT, 0, &buf, 1);
+		EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_exec(self->q, &req));
+	}
+	/* The first write's data, untouched by the second. */
+	ASSERT_EQ(0, vblk_backend_pread(&self->be, area.hva, budget / 2, 0));
+	EXPECT_EQ(-1, vblk_pattern_check(area.hva, budget / 2, 800));
+}
+
+/*
  * The bounce pages of the requests in flight are charged to the memory
  * cgroup of the owner: on 6.1 the worker is a kernel thread, which would
  * charge nobody.
