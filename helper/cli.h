@@ -24,10 +24,11 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
- * Opens the block device to serve (see kdev_open_backend()); reports why
- * it cannot, with the hint to use --read-only where that helps.
+ * Opens the block device to serve (see kdev_open_backend()), exclusively
+ * unless @shared; reports why it cannot, with the hint to use --read-only
+ * where that helps.
  */
-int cli_open_backend(const char *path, bool read_only);
+int cli_open_backend(const char *path, bool read_only, bool shared);
 
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);

@@ -74,12 +74,12 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_open_backend(const char *path, bool read_only)
+int cli_open_backend(const char *path, bool read_only, bool shared)
 {
 	const char *why;
 	int fd;
 
-	fd = kdev_open_backend(path, read_only, &why);
+	fd = kdev_open_backend(path, read_only, shared, &why);
 	if (fd < 0)
 		fprintf(stderr, HELPER_NAME ": %s: %s%s\n", path,
 			why ? why : strerror(-fd),
@@ -194,6 +194,8 @@ static void serve_usage(const char *prog)
 	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
 	       "                           up to %d (default %d)\n"
 	       "  --read-only              serve read-only (DEV is opened read-only)\n"
+	       "  --shared                 do not open DEV exclusively (O_EXCL): another\n"
+	       "                           program or a mount may use it at the same time\n"
 	       "  --serial S               serial number the guest reads, up to %d\n"
 	       "                           characters\n"
 	       "  --print-capabilities     print the vhost-user capabilities and exit\n"
@@ -205,7 +207,7 @@ static void serve_usage(const char *prog)
 int cmd_serve(const char *prog, int argc, char **argv)
 {
 	enum { OPT_BACKEND = 256, OPT_SOCKET, OPT_FD, OPT_QUEUES, OPT_QSIZE,
-	       OPT_RO, OPT_SERIAL, OPT_CAPS };
+	       OPT_RO, OPT_SHARED, OPT_SERIAL, OPT_CAPS };
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "blk-file", required_argument, NULL, OPT_BACKEND },
@@ -215,6 +217,7 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "queue-size", required_argument, NULL, OPT_QSIZE },
 		{ "read-only", no_argument, NULL, OPT_RO },
+		{ "shared", no_argument, NULL, OPT_SHARED },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
 		{ "help", no_argument, NULL, 'h' },
@@ -257,6 +260,9 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		case OPT_RO:
 			o.read_only = true;
 			break;
+		case OPT_SHARED:
+			o.shared = true;
+			break;
 		case OPT_SERIAL:
 			if (strlen(optarg) > VIRTIO_BLK_ID_BYTES)
 				return usage_error("serve", "--serial: '%s' is longer than %d characters",
@@ -295,16 +301,16 @@ static void usage(FILE *out)
 		"  info [--json]         show the ABI version and features of " KDEV_PATH "\n"
 		"  check [--backend DEV] tell what is missing to serve a disk\n"
 		"  serve --backend DEV --socket PATH [--num-queues N] [--queue-size N]\n"
-		"        [--read-only] [--serial S]\n"
+		"        [--read-only] [--shared] [--serial S]\n"
 		"                        serve DEV to QEMU as a vhost-user-blk back-end\n"
 		"  qemu-args --socket PATH [--num-queues N] [--mem SIZE] [--id ID]\n"
 		"                        print the QEMU options for a disk served at PATH\n"
 		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
 		"                        print the libvirt domain XML for it\n"
-		"  exec --backend DEV [--read-only] [--user USER] -- QEMU ARGS...\n"
+		"  exec --backend DEV [--read-only] [--shared] [--user USER] -- QEMU ARGS...\n"
 		"                        run QEMU with the descriptors of a vhost-blk-pci\n"
 		"                        disk (%%v, %%b in ARGS)\n"
-		"  send-fds --qmp SOCKET --backend DEV --id ID [--device-add]\n"
+		"  send-fds --qmp SOCKET --backend DEV --id ID [--shared] [--device-add]\n"
 		"                        pass them to a running QEMU, for hot-plug\n"
 		"\n"
 		"'" HELPER_NAME " COMMAND --help' describes a command's options.\n"

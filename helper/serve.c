@@ -173,7 +173,7 @@ int serve_run(const struct serve_opts *opts)
 	const char *why;
 	sigset_t old;
 
-	backend_fd = cli_open_backend(opts->backend, opts->read_only);
+	backend_fd = cli_open_backend(opts->backend, opts->read_only, opts->shared);
 	if (backend_fd < 0)
 		return 1;
 	/* Fail now, not at the first connection, if the module is missing. */

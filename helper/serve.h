@@ -20,6 +20,7 @@ struct serve_opts {
 	unsigned int num_queues;
 	unsigned int queue_size;	/* largest SET_VRING_NUM accepted */
 	bool read_only;
+	bool shared;		/* open the backend without O_EXCL */
 	const char *serial;	/* NULL: the kernel's default (empty) */
 };
 

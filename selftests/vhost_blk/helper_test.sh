@@ -159,6 +159,55 @@ check_err "serve --fd needs a listening socket" "^vhostblk-setup: fd 0: not a li
 check_err "serve will not replace a file that is not a socket" \
 	"^vhostblk-setup: $loop_file: exists and is not a socket$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$loop_file"
+# wait_sock PATH: waits up to 10 s for the socket PATH to appear.
+wait_sock() {
+	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+# The backend is opened exclusively: a second serve, exec or a mount cannot
+# take it while serve holds it; --shared opts out.
+timeout 60 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock" 2>/dev/null &
+excl_pid=$!
+wait_sock "$links/excl.sock"
+check_err "a second serve of a served device is refused as in use" \
+	"^vhostblk-setup: $loop_rw: in use \(mounted, or opened exclusively by another program; --shared opens it anyway\)$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl2.sock"
+check_err "exec of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+	"$helper" exec --backend "$loop_rw" -- echo %v %b
+check_err "send-fds of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
+check "exec --shared opens a served device" 0 "^/dev/vhost-blk $loop_rw\$" \
+	"$helper" exec --shared --backend "$loop_rw" -- sh -c 'echo "$(readlink /proc/self/fd/%v) $(readlink /proc/self/fd/%b)"'
+timeout 60 "$helper" serve --shared --backend "$loop_rw" --socket "$links/excl2.sock" 2>/dev/null &
+shared_pid=$!
+check "serve --shared serves a device another serve holds" 0 '' wait_sock "$links/excl2.sock"
+kill -TERM "$shared_pid" "$excl_pid" 2>/dev/null
+wait "$shared_pid" "$excl_pid"
+mnt=$links/mnt
+mkdir -p "$mnt"
+if mkfs.ext4 -q -F "$loop_rw" >/dev/null 2>&1 && mount "$loop_rw" "$mnt"; then
+	check_err "serve refuses a mounted device" "^vhostblk-setup: $loop_rw: in use " \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
+	umount "$mnt"
+else
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n serve refuses a mounted device # could not mount an ext4 on $loop_rw"
+fi
+# /dev/vhost-blk that cannot be opened for another reason than a missing
+# module (a socket file bound over it: ENXIO): the reason is named.
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$links/node.sock"
+if mount --bind "$links/node.sock" /dev/vhost-blk; then
+	check_err "serve names why /dev/vhost-blk cannot be opened" \
+		"^vhostblk-setup: /dev/vhost-blk: cannot open: No such device or address$" \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
+	check_err "exec names why /dev/vhost-blk cannot be opened" \
+		"^vhostblk-setup exec: /dev/vhost-blk: cannot open: No such device or address$" \
+		"$helper" exec --backend "$loop_rw" -- echo %v %b
+	umount /dev/vhost-blk
+else
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n serve names why /dev/vhost-blk cannot be opened # bind mount failed"
+fi
 # serve --fd: a listening socket inherited from the parent (as a service
 # manager passes one), answering GET_FEATURES with the protocol-features bit.
 fdsock=$links/fd.sock
