@@ -30,6 +30,14 @@ int usage_error(const char *cmd, const char *fmt, ...)
  */
 int cli_open_backend(const char *path, bool read_only, bool shared);
 
+/*
+ * Becomes @user for good: its supplementary groups, gid and uid (real,
+ * effective and saved), then checks that every id is the user's and that
+ * root cannot be regained. Reports a failure as "@cmd: --user USER: ...";
+ * -1 then, and the caller must not go on.
+ */
+int cli_drop_privileges(const char *cmd, const char *user);
+
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* @prog: the name to show in help, the command or a vhost-user binary. */

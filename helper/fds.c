@@ -13,8 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,27 +130,6 @@ static char *substitute(const char *arg, const struct disk *disks,
 	return res;
 }
 
-/* Becomes @user: its groups, then its gid and uid. */
-static int drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	errno = 0;
-	pw = getpwnam(user);
-	if (!pw) {
-		fprintf(stderr, HELPER_NAME " exec: --user %s: %s\n", user,
-			errno ? strerror(errno) : "no such user");
-		return -1;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) ||
-	    setuid(pw->pw_uid)) {
-		fprintf(stderr, HELPER_NAME " exec: --user %s: %s\n", user,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 int cmd_exec(int argc, char **argv)
 {
 	enum { OPT_BACKEND = 256, OPT_RO_BACKEND, OPT_RO, OPT_SHARED, OPT_USER };
@@ -231,7 +208,7 @@ int cmd_exec(int argc, char **argv)
 			goto err_usage;
 		}
 	}
-	if (user && drop_privileges(user))
+	if (user && cli_drop_privileges("exec", user))
 		goto err;
 	execvp(args[0], args);
 	fprintf(stderr, HELPER_NAME " exec: %s: %s\n", args[0], strerror(errno));

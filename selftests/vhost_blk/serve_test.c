@@ -879,6 +879,27 @@ TEST_F(serve, reset_device_forgets_memory_and_rings)
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 8, 12);
 }
 
+TEST_F(serve, second_front_end_is_refused_at_once)
+{
+	struct vu_msg_hdr h;
+	char buf[64], needle[128];
+	int s;
+
+	open_frontend(_metadata, self);
+	s = vu_connect(self->srv.sock, WAIT_MS);
+	ASSERT_LE(0, s);
+	/* Closed at once, not left waiting in the listen backlog. */
+	EXPECT_EQ(-ECONNRESET, vu_recv(s, &h, buf, sizeof(buf), WAIT_MS));
+	close(s);
+	snprintf(needle, sizeof(needle),
+		 "front-end refused (pid %d, uid 0, gid 0): serving another front-end (pid %d)",
+		 (int)getpid(), (int)getpid());
+	EXPECT_TRUE(log_has(&self->srv, needle));
+	/* The first one goes on. */
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 32, 41);
+	still_serves(_metadata, self);
+}
+
 /* ------------------------------------------------------------------------
  * Dirty log bounds: the kernel sets bits at log base + page / 8 without a
  * bound, so the helper must not hand it a log shorter than the memory.
