@@ -28,9 +28,11 @@
  *    while c->log is set: asked for before SET_LOG_BASE, as QEMU does when
  *    it starts a device during a migration, logging starts with the log.
  */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,10 +774,25 @@ static int handle_set_protocol_features(struct conn *c, struct vu_msg *m)
 	return 0;
 }
 
+/* The config is the ABI's 72 bytes in virtio-blk's layout (virtio 1.2, 5.2.4). */
+static_assert(sizeof(struct vhost_blk_config) == VHOST_BLK_CONFIG_SIZE,
+	      "struct vhost_blk_config is VHOST_BLK_CONFIG_SIZE bytes");
+static_assert(offsetof(struct vhost_blk_config, blk_size) == 20, "blk_size");
+static_assert(offsetof(struct vhost_blk_config, num_queues) == 34, "num_queues");
+static_assert(offsetof(struct vhost_blk_config, max_discard_sectors) == 36,
+	      "max_discard_sectors");
+static_assert(offsetof(struct vhost_blk_config, write_zeroes_may_unmap) == 56,
+	      "write_zeroes_may_unmap");
+static_assert(offsetof(struct vhost_blk_config, max_secure_erase_sectors) == 60,
+	      "max_secure_erase_sectors");
+static_assert(offsetof(struct vhost_blk_config, secure_erase_sector_alignment) == 68,
+	      "secure_erase_sector_alignment");
+
 static int handle_get_config(struct conn *c, struct vu_msg *m)
 {
 	struct vu_config *req = &m->payload.config;
-	struct virtio_blk_config cfg;
+	/* The ABI's fixed size, whatever the system headers' struct is. */
+	struct vhost_blk_config cfg;
 	int ret;
 
 	if (req->offset > sizeof(cfg) || req->size > sizeof(cfg) - req->offset)

@@ -294,6 +294,35 @@ TEST_F(serve, config_at_an_offset_and_beyond_the_end)
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 5);
 }
 
+TEST_F(serve, config_is_the_abi_size_whatever_the_headers)
+{
+	struct vu_config_msg c = { .offset = 0, .size = VHOST_BLK_CONFIG_SIZE };
+	union {
+		struct virtio_blk_config cfg;
+		uint8_t raw[VHOST_BLK_CONFIG_SIZE];
+	} k;
+	uint64_t kfeatures;
+
+	ASSERT_EQ(0, kernel_view(&self->be, &k.cfg, &kfeatures));
+	open_frontend(_metadata, self);
+	/* All of the kernel's 72 bytes, num_queues the helper's. */
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c,
+			     12 + c.size, NULL, 0));
+	ASSERT_EQ(12 + VHOST_BLK_CONFIG_SIZE,
+		  vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c,
+				sizeof(c), WAIT_MS));
+	k.cfg.num_queues = htole16(variant->nqueues);
+	EXPECT_EQ(-1, vblk_mem_diff(k.raw, c.data, VHOST_BLK_CONFIG_SIZE));
+	/* Not one byte more, even where the system headers' struct goes on. */
+	c = (struct vu_config_msg){ .offset = VHOST_BLK_CONFIG_SIZE, .size = 1 };
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c, 12 + 1,
+			     NULL, 0));
+	EXPECT_EQ(0, vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c,
+				   sizeof(c), WAIT_MS));
+	EXPECT_TRUE(log_has(&self->srv, "GET_CONFIG: offset 72 size 1 beyond the 72-byte config"));
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 6);
+}
+
 TEST_F(serve, writes_read_back_through_every_queue)
 {
 	unsigned int q, n = variant->nqueues;
