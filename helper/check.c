@@ -116,7 +116,7 @@ static void check_backend(struct report *r, const char *dev)
 	/* Someone holding it exclusively: a mounted filesystem, md, dm. */
 	fd = open(dev, O_RDONLY | O_EXCL | O_CLOEXEC);
 	if (fd < 0 && errno == EBUSY)
-		item(r, "warn", "%s: in use (mounted, or held by another driver)", dev);
+		item(r, "warn", "%s: in use (mounted, served, or held by another driver)", dev);
 	if (fd >= 0)
 		close(fd);
 }

@@ -24,10 +24,19 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
- * Opens the block device to serve (see kdev_open_backend()); reports why
- * it cannot, with the hint to use --read-only where that helps.
+ * Opens the block device to serve (see kdev_open_backend()), exclusively
+ * unless @shared; reports why it cannot, with the hint to use --read-only
+ * where that helps.
  */
-int cli_open_backend(const char *path, bool read_only);
+int cli_open_backend(const char *path, bool read_only, bool shared);
+
+/*
+ * Becomes @user for good: its supplementary groups, gid and uid (real,
+ * effective and saved), then checks that every id is the user's and that
+ * root cannot be regained. Reports a failure as "@cmd: --user USER: ...";
+ * -1 then, and the caller must not go on.
+ */
+int cli_drop_privileges(const char *cmd, const char *user);
 
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);

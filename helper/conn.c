@@ -14,10 +14,25 @@
  * VHOST_BLK_SET_BACKEND starts every ring the kernel knows the addresses
  * of: with that, attaching the backend again after any change restarts
  * exactly the started rings.
+ *
+ * The dirty log. The kernel sets a bit per 4 KiB guest page it writes, at
+ * log base + page / 8, for every address of the memory table (with
+ * VHOST_F_LOG_ALL) and of a logged ring's used ring; it checks no bound, so
+ * a log shorter than that would have it set bits in whatever the helper
+ * has mapped after the log. Hence, with c->log the log the front-end gave:
+ *  - c->log, when set, covers every region and every logged ring's used
+ *    ring (log_covers()): SET_LOG_BASE of a shorter log is refused, and so
+ *    is a memory table or a logged ring address beyond the log while
+ *    logging is wanted; when it is not, such a table lets the log go;
+ *  - the kernel logs (VHOST_F_LOG_ALL, a ring's VHOST_VRING_F_LOG) only
+ *    while c->log is set: asked for before SET_LOG_BASE, as QEMU does when
+ *    it starts a device during a migration, logging starts with the log.
  */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +53,11 @@
 				 (1ULL << VU_PROTOCOL_F_CONFIG) | \
 				 (1ULL << VU_PROTOCOL_F_RESET_DEVICE) | \
 				 (1ULL << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+
+/* The kernel's log: a bit per page, written in u64 units (log_write()). */
+#define LOG_PAGE_SIZE		4096ULL
+#define LOG_UNIT_BYTES		8ULL
+#define LOG_UNIT_SPAN		(LOG_PAGE_SIZE * 8 * LOG_UNIT_BYTES)
 
 struct ring {
 	unsigned int num;		/* SET_VRING_NUM; 0 = not yet */
@@ -133,7 +153,9 @@ static int kernel_ring_addr(struct conn *c, unsigned int i, bool real)
 	struct vhost_vring_addr a = { .index = i };
 
 	if (real) {
-		a.flags = r->addr.flags;
+		/* The kernel logs the used ring only into a log of ours. */
+		a.flags = c->log ? r->addr.flags :
+			  r->addr.flags & ~(1U << VHOST_VRING_F_LOG);
 		a.desc_user_addr = r->hva.desc;
 		a.avail_user_addr = r->hva.avail;
 		a.used_user_addr = r->hva.used;
@@ -193,6 +215,107 @@ static int ring_update(struct conn *c, unsigned int i)
 }
 
 /* ------------------------------------------------------------------------
+ * Dirty log bounds
+ */
+
+static bool ring_logged(const struct vu_vring_addr *a)
+{
+	return a->flags & (1U << VHOST_VRING_F_LOG);
+}
+
+/* Bytes of a used ring of @num entries, with the event index. */
+static uint64_t used_ring_size(unsigned int num)
+{
+	return 4 + 8ULL * num + 2;
+}
+
+/*
+ * Whether a log of @size bytes covers every region of @mem and the used
+ * ring of every logged ring; ring @i (if < VHOST_BLK_MAX_QUEUES) counts
+ * with the addresses @addr instead of its own. The kernel writes the byte
+ * of page P at offset P / 8, in the u64 that holds it: the log must reach
+ * to the end of that u64, as QEMU sizes its log.
+ */
+static bool log_covers(const struct conn *c, uint64_t size,
+		       const struct vu_mem *mem, unsigned int i,
+		       const struct vu_vring_addr *addr)
+{
+	uint64_t last = 0;
+	unsigned int j;
+
+	for (j = 0; j < mem->nregions; j++) {
+		const struct vu_region_desc *d = &mem->regions[j].desc;
+
+		/* vu_region_check() made sure this does not wrap. */
+		if (d->gpa + d->size - 1 > last)
+			last = d->gpa + d->size - 1;
+	}
+	for (j = 0; j < VHOST_BLK_MAX_QUEUES; j++) {
+		const struct ring *r = &c->rings[j];
+		const struct vu_vring_addr *a = j == i ? addr : &r->addr;
+		uint64_t len = used_ring_size(r->num);
+
+		if ((j != i && !r->addr_set) || !ring_logged(a))
+			continue;
+		if (a->log > UINT64_MAX - (len - 1))
+			return false;
+		if (a->log + len - 1 > last)
+			last = a->log + len - 1;
+	}
+	return size / LOG_UNIT_BYTES > last / LOG_UNIT_SPAN;
+}
+
+/* Whether the front-end asked for logging: LOG_ALL or a logged ring. */
+static bool logging_wanted(const struct conn *c)
+{
+	unsigned int i;
+
+	if (c->features & (1ULL << VHOST_F_LOG_ALL))
+		return true;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		if (c->rings[i].addr_set && ring_logged(&c->rings[i].addr))
+			return true;
+	return false;
+}
+
+/* The features the kernel gets: LOG_ALL only with a log. */
+static uint64_t kernel_features(const struct conn *c, uint64_t features)
+{
+	features &= ~(1ULL << VU_F_PROTOCOL_FEATURES);
+	if (!c->log)
+		features &= ~(1ULL << VHOST_F_LOG_ALL);
+	return features;
+}
+
+/* Forgets the log; the kernel must not be logging. */
+static void log_drop(struct conn *c)
+{
+	uint64_t base = 0;
+
+	if (!c->log)
+		return;
+	ioctl(c->kfd, VHOST_SET_LOG_BASE, &base);
+	munmap(c->log, c->log_size);
+	c->log = NULL;
+	c->log_size = 0;
+}
+
+/*
+ * Checks a new memory table against the log: refused when logging is
+ * wanted and the log does not cover it; the log is let go when it is not.
+ */
+static int log_check_mem(struct conn *c, const struct vu_mem *next)
+{
+	if (!c->log || log_covers(c, c->log_size, next, VHOST_BLK_MAX_QUEUES, NULL))
+		return 0;
+	if (logging_wanted(c))
+		return failf(c, -EFAULT, "guest memory beyond the %zu-byte dirty log",
+			     c->log_size);
+	log_drop(c);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Guest memory
  */
 
@@ -231,8 +354,11 @@ static int mem_commit(struct conn *c, struct vu_mem *next)
 	const char *why;
 	bool restart = any_started(c);
 	unsigned int i;
-	int ret = 0;
+	int ret;
 
+	ret = log_check_mem(c, next);
+	if (ret)
+		goto fail;
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct ring *r = &c->rings[i];
 
@@ -367,9 +493,16 @@ static int handle_set_log_base(struct conn *c, struct vu_msg *m)
 	void *log;
 	int ret;
 
+	bool first = !c->log;
+	unsigned int i;
+
 	if (!l->mmap_size || l->mmap_size > SIZE_MAX ||
 	    l->mmap_offset > (uint64_t)INT64_MAX)
 		return failf(c, -EINVAL, "bad log size or offset");
+	if (!log_covers(c, l->mmap_size, &c->mem, VHOST_BLK_MAX_QUEUES, NULL))
+		return failf(c, -EINVAL,
+			     "a log of %llu bytes does not cover the guest memory and rings",
+			     (unsigned long long)l->mmap_size);
 	log = mmap(NULL, l->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   m->fds[0], l->mmap_offset);
 	if (log == MAP_FAILED)
@@ -384,6 +517,17 @@ static int handle_set_log_base(struct conn *c, struct vu_msg *m)
 		munmap(c->log, c->log_size);
 	c->log = log;
 	c->log_size = l->mmap_size;
+	/* Logging asked for before there was a log starts now. */
+	if (first && (c->features & (1ULL << VHOST_F_LOG_ALL))) {
+		uint64_t f = kernel_features(c, c->features);
+
+		ret = KIOCTL(c, VHOST_SET_FEATURES, &f);
+	}
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES && first && !ret; i++)
+		if (c->rings[i].started && ring_logged(&c->rings[i].addr))
+			ret = kernel_ring_addr(c, i, true);
+	if (ret)
+		return ret;
 	/* The front-end waits for this (empty) reply. */
 	return vu_msg_reply(c->sock, VU_SET_LOG_BASE, NULL, 0);
 }
@@ -462,6 +606,9 @@ static int handle_vring_addr(struct conn *c, struct vu_msg *m)
 			     a->flags);
 	if (vu_ring_translate(&c->mem, a, r->num, &hva, &why))
 		return failf(c, -EFAULT, "ring %u: %s", i, why);
+	if (c->log && ring_logged(a) && !log_covers(c, c->log_size, &c->mem, i, a))
+		return failf(c, -EFAULT, "ring %u: used ring log address 0x%llx beyond the %zu-byte dirty log",
+			     i, (unsigned long long)a->log, c->log_size);
 	if (r->started) {
 		/* New addresses for a running ring: logging on or off. */
 		struct vu_vring_addr old_addr = r->addr;
@@ -601,6 +748,7 @@ static int handle_set_features(struct conn *c, struct vu_msg *m)
 	if (f & ~offered)
 		return failf(c, -EINVAL, "features 0x%llx not offered",
 			     (unsigned long long)(f & ~offered));
+	f = kernel_features(c, f);
 	ret = KIOCTL(c, VHOST_SET_FEATURES, &f);
 	if (ret)
 		return ret;
@@ -626,10 +774,25 @@ static int handle_set_protocol_features(struct conn *c, struct vu_msg *m)
 	return 0;
 }
 
+/* The config is the ABI's 72 bytes in virtio-blk's layout (virtio 1.2, 5.2.4). */
+static_assert(sizeof(struct vhost_blk_config) == VHOST_BLK_CONFIG_SIZE,
+	      "struct vhost_blk_config is VHOST_BLK_CONFIG_SIZE bytes");
+static_assert(offsetof(struct vhost_blk_config, blk_size) == 20, "blk_size");
+static_assert(offsetof(struct vhost_blk_config, num_queues) == 34, "num_queues");
+static_assert(offsetof(struct vhost_blk_config, max_discard_sectors) == 36,
+	      "max_discard_sectors");
+static_assert(offsetof(struct vhost_blk_config, write_zeroes_may_unmap) == 56,
+	      "write_zeroes_may_unmap");
+static_assert(offsetof(struct vhost_blk_config, max_secure_erase_sectors) == 60,
+	      "max_secure_erase_sectors");
+static_assert(offsetof(struct vhost_blk_config, secure_erase_sector_alignment) == 68,
+	      "secure_erase_sector_alignment");
+
 static int handle_get_config(struct conn *c, struct vu_msg *m)
 {
 	struct vu_config *req = &m->payload.config;
-	struct virtio_blk_config cfg;
+	/* The ABI's fixed size, whatever the system headers' struct is. */
+	struct vhost_blk_config cfg;
 	int ret;
 
 	if (req->offset > sizeof(cfg) || req->size > sizeof(cfg) - req->offset)

@@ -13,8 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +31,7 @@
 struct disk {
 	const char *backend;
 	bool read_only;
+	bool shared;		/* without O_EXCL */
 	int vhost_fd;
 	int backend_fd;
 };
@@ -42,7 +41,7 @@ static int disk_open(const char *cmd, struct disk *d)
 {
 	const char *why;
 
-	d->backend_fd = cli_open_backend(d->backend, d->read_only);
+	d->backend_fd = cli_open_backend(d->backend, d->read_only, d->shared);
 	if (d->backend_fd < 0)
 		return -1;
 	d->vhost_fd = kdev_open(&why);
@@ -81,6 +80,8 @@ static void exec_usage(void)
 	       "  --backend DEV      a disk on the block device DEV (repeatable)\n"
 	       "  --ro-backend DEV   a read-only disk on DEV (opened read-only)\n"
 	       "  --read-only        every disk read-only\n"
+	       "  --shared           open the block devices without O_EXCL (the\n"
+	       "                     destination of a migration on the same host)\n"
 	       "  --user USER        run PROGRAM as USER (and its groups)\n"
 	       "  -h, --help         this text\n",
 	       EXEC_MAX_DISKS - 1);
@@ -129,34 +130,14 @@ static char *substitute(const char *arg, const struct disk *disks,
 	return res;
 }
 
-/* Becomes @user: its groups, then its gid and uid. */
-static int drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	errno = 0;
-	pw = getpwnam(user);
-	if (!pw) {
-		fprintf(stderr, HELPER_NAME " exec: --user %s: %s\n", user,
-			errno ? strerror(errno) : "no such user");
-		return -1;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) ||
-	    setuid(pw->pw_uid)) {
-		fprintf(stderr, HELPER_NAME " exec: --user %s: %s\n", user,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 int cmd_exec(int argc, char **argv)
 {
-	enum { OPT_BACKEND = 256, OPT_RO_BACKEND, OPT_RO, OPT_USER };
+	enum { OPT_BACKEND = 256, OPT_RO_BACKEND, OPT_RO, OPT_SHARED, OPT_USER };
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "ro-backend", required_argument, NULL, OPT_RO_BACKEND },
 		{ "read-only", no_argument, NULL, OPT_RO },
+		{ "shared", no_argument, NULL, OPT_SHARED },
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -165,7 +146,7 @@ int cmd_exec(int argc, char **argv)
 	bool used[EXEC_MAX_DISKS][2] = { { false } };
 	const char *user = NULL;
 	unsigned int n = 0, i, opened = 0;
-	bool read_only = false;
+	bool read_only = false, shared = false;
 	char **args;
 	int c, a;
 
@@ -181,6 +162,9 @@ int cmd_exec(int argc, char **argv)
 			break;
 		case OPT_RO:
 			read_only = true;
+			break;
+		case OPT_SHARED:
+			shared = true;
 			break;
 		case OPT_USER:
 			user = optarg;
@@ -199,6 +183,7 @@ int cmd_exec(int argc, char **argv)
 
 	for (; opened < n; opened++) {
 		disks[opened].read_only |= read_only;
+		disks[opened].shared = shared;
 		if (disk_open("exec", &disks[opened]))
 			goto err;
 		/* For the program: both survive the exec. */
@@ -223,7 +208,7 @@ int cmd_exec(int argc, char **argv)
 			goto err_usage;
 		}
 	}
-	if (user && drop_privileges(user))
+	if (user && cli_drop_privileges("exec", user))
 		goto err;
 	execvp(args[0], args);
 	fprintf(stderr, HELPER_NAME " exec: %s: %s\n", args[0], strerror(errno));
@@ -244,8 +229,8 @@ err_usage:
 static void send_fds_usage(void)
 {
 	printf("Usage: " HELPER_NAME " send-fds --qmp SOCKET --backend DEV --id ID\n"
-	       "       [--read-only] [--device-add [--num-queues N] [--queue-size N]\n"
-	       "       [--serial S]]\n"
+	       "       [--read-only] [--shared] [--device-add [--num-queues N]\n"
+	       "       [--queue-size N] [--serial S]]\n"
 	       "\n"
 	       "Open " KDEV_PATH " and the block device DEV and pass both to the QEMU\n"
 	       "listening on the QMP socket SOCKET (getfd), named ID-vhostfd and\n"
@@ -258,6 +243,8 @@ static void send_fds_usage(void)
 	       "  --backend DEV    block device of the disk\n"
 	       "  --id ID          the device's id; names the descriptors\n"
 	       "  --read-only      open DEV read-only and make the disk read-only\n"
+	       "  --shared         open DEV without O_EXCL (by default it is exclusive,\n"
+	       "                   for as long as QEMU holds it)\n"
 	       "  --device-add     add the vhost-blk-pci device too, with:\n"
 	       "  --num-queues N   its virtqueues, 1..%d\n"
 	       "  --queue-size N   its virtqueue size, a power of 2 up to 1024\n"
@@ -399,13 +386,14 @@ err:
 
 int cmd_send_fds(int argc, char **argv)
 {
-	enum { OPT_QMP = 256, OPT_BACKEND, OPT_ID, OPT_RO, OPT_ADD, OPT_QUEUES,
-	       OPT_QSIZE, OPT_SERIAL };
+	enum { OPT_QMP = 256, OPT_BACKEND, OPT_ID, OPT_RO, OPT_SHARED, OPT_ADD,
+	       OPT_QUEUES, OPT_QSIZE, OPT_SERIAL };
 	static const struct option opts[] = {
 		{ "qmp", required_argument, NULL, OPT_QMP },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "id", required_argument, NULL, OPT_ID },
 		{ "read-only", no_argument, NULL, OPT_RO },
+		{ "shared", no_argument, NULL, OPT_SHARED },
 		{ "device-add", no_argument, NULL, OPT_ADD },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "queue-size", required_argument, NULL, OPT_QSIZE },
@@ -433,6 +421,9 @@ int cmd_send_fds(int argc, char **argv)
 			break;
 		case OPT_RO:
 			d.read_only = true;
+			break;
+		case OPT_SHARED:
+			d.shared = true;
 			break;
 		case OPT_ADD:
 			o.device_add = true;

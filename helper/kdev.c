@@ -126,7 +126,7 @@ int kdev_open(const char **why)
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT) {
-		*why = NULL;
+		*why = "cannot open";
 		return -errno;
 	}
 	ret = kdev_load_module(why);
@@ -168,15 +168,34 @@ int kdev_read_info(struct kdev_info *info, const char **why)
 	return ret;
 }
 
-int kdev_open_backend(const char *path, bool read_only, const char **why)
+int kdev_open_backend(const char *path, bool read_only, bool shared,
+		      const char **why)
 {
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
 	int fd, ro = 0, ret;
 
-	fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0) {
+	/*
+	 * O_EXCL on a block device (without O_CREAT) claims it: a second
+	 * exclusive opener, a mount, md or dm get EBUSY while we hold it.
+	 * Anything else is refused before the open, so that O_EXCL never
+	 * means "create" here.
+	 */
+	if (stat(path, &st)) {
 		*why = NULL;
 		return -errno;
+	}
+	if (!S_ISBLK(st.st_mode)) {
+		*why = "not a block device";
+		return -ENOTBLK;
+	}
+	fd = open(path, flags | (shared ? 0 : O_EXCL));
+	if (fd < 0) {
+		ret = -errno;
+		*why = ret == -EBUSY && !shared ?
+		       "in use (mounted, or opened exclusively by another program; --shared opens it anyway)" :
+		       NULL;
+		return ret;
 	}
 	if (fstat(fd, &st) || !S_ISBLK(st.st_mode)) {
 		*why = "not a block device";

@@ -34,11 +34,14 @@ int kdev_open(const char **why);
 
 /*
  * Opens the block device @path to serve (O_CLOEXEC), read-only with
- * @read_only. A descriptor, or a negative errno with *why: NULL when open(2)
- * failed (the errno tells why), else -ENOTBLK when @path is no block device
+ * @read_only, and exclusively (O_EXCL: no other exclusive opener, no
+ * mount) unless @shared. A descriptor, or a negative errno with *why: NULL
+ * when open(2) failed for a reason the errno tells, else -ENOTBLK when
+ * @path is no block device, -EBUSY when someone else holds it exclusively,
  * or -EROFS when the device is read-only and @read_only is not set.
  */
-int kdev_open_backend(const char *path, bool read_only, const char **why);
+int kdev_open_backend(const char *path, bool read_only, bool shared,
+		      const char **why);
 
 struct kdev_info {
 	uint32_t abi_version;

@@ -20,13 +20,16 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <linux/vhost_blk.h>
 #include <linux/virtio_config.h>
@@ -74,18 +77,52 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_open_backend(const char *path, bool read_only)
+int cli_open_backend(const char *path, bool read_only, bool shared)
 {
 	const char *why;
 	int fd;
 
-	fd = kdev_open_backend(path, read_only, &why);
+	fd = kdev_open_backend(path, read_only, shared, &why);
 	if (fd < 0)
 		fprintf(stderr, HELPER_NAME ": %s: %s%s\n", path,
 			why ? why : strerror(-fd),
 			fd == -EROFS || fd == -EACCES ?
 			" (serve a read-only device with --read-only)" : "");
 	return fd;
+}
+
+int cli_drop_privileges(const char *cmd, const char *user)
+{
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		fprintf(stderr, HELPER_NAME " %s: --user %s: %s\n", cmd, user,
+			errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (initgroups(pw->pw_name, gid) || setresgid(gid, gid, gid) ||
+	    setresuid(uid, uid, uid)) {
+		fprintf(stderr, HELPER_NAME " %s: --user %s: %s\n", cmd, user,
+			strerror(errno));
+		return -1;
+	}
+	if (getresuid(&ruid, &euid, &suid) || getresgid(&rgid, &egid, &sgid) ||
+	    ruid != uid || euid != uid || suid != uid ||
+	    rgid != gid || egid != gid || sgid != gid ||
+	    (uid != 0 && (!setuid(0) || !seteuid(0)))) {
+		fprintf(stderr, HELPER_NAME " %s: --user %s: privileges were not dropped\n",
+			cmd, user);
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -177,6 +214,50 @@ int cmd_info(int argc, char **argv)
  * serve
  */
 
+/* A user name or number; a usage message when it is neither. */
+static int parse_user(const char *cmd, const char *opt, const char *arg,
+		      uid_t *uid)
+{
+	struct passwd *pw = getpwnam(arg);
+	unsigned int v;
+	char *end;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v == (unsigned int)-1) {
+		usage_error(cmd, "%s: '%s' is no user name or number", opt, arg);
+		return -1;
+	}
+	*uid = v;
+	return 0;
+}
+
+/* A group name or number; a usage message when it is neither. */
+static int parse_group(const char *cmd, const char *opt, const char *arg,
+		       gid_t *gid)
+{
+	struct group *gr = getgrnam(arg);
+	unsigned int v;
+	char *end;
+
+	if (gr) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v == (unsigned int)-1) {
+		usage_error(cmd, "%s: '%s' is no group name or number", opt, arg);
+		return -1;
+	}
+	*gid = v;
+	return 0;
+}
+
 static void serve_usage(const char *prog)
 {
 	printf("Usage: %s --backend DEV (--socket PATH | --fd N) [OPTIONS]\n"
@@ -194,8 +275,18 @@ static void serve_usage(const char *prog)
 	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
 	       "                           up to %d (default %d)\n"
 	       "  --read-only              serve read-only (DEV is opened read-only)\n"
+	       "  --shared                 do not open DEV exclusively (O_EXCL): another\n"
+	       "                           program or a mount may use it at the same time\n"
 	       "  --serial S               serial number the guest reads, up to %d\n"
 	       "                           characters\n"
+	       "  --socket-mode MODE       permissions of the --socket file, octal\n"
+	       "                           (default 0600)\n"
+	       "  --socket-group GROUP     group of the --socket file (default: root's)\n"
+	       "  --allow-uid USER         let USER's front-ends connect (repeatable; root\n"
+	       "                           and the user serve runs as always may)\n"
+	       "  --allow-gid GROUP        let front-ends whose primary group is GROUP\n"
+	       "                           connect (repeatable)\n"
+	       "  --user USER              become USER once DEV and the socket are open\n"
 	       "  --print-capabilities     print the vhost-user capabilities and exit\n"
 	       "  -h, --help               this text\n",
 	       prog, VHOST_BLK_MAX_QUEUES, SERVE_MAX_QUEUE_SIZE,
@@ -205,7 +296,8 @@ static void serve_usage(const char *prog)
 int cmd_serve(const char *prog, int argc, char **argv)
 {
 	enum { OPT_BACKEND = 256, OPT_SOCKET, OPT_FD, OPT_QUEUES, OPT_QSIZE,
-	       OPT_RO, OPT_SERIAL, OPT_CAPS };
+	       OPT_RO, OPT_SHARED, OPT_SERIAL, OPT_CAPS, OPT_SOCKET_MODE,
+	       OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_USER };
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "blk-file", required_argument, NULL, OPT_BACKEND },
@@ -215,8 +307,14 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "queue-size", required_argument, NULL, OPT_QSIZE },
 		{ "read-only", no_argument, NULL, OPT_RO },
+		{ "shared", no_argument, NULL, OPT_SHARED },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+		{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+		{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+		{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+		{ "user", required_argument, NULL, OPT_USER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -224,8 +322,13 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		.listen_fd = -1,
 		.num_queues = 1,
 		.queue_size = SERVE_DEFAULT_QUEUE_SIZE,
+		.socket_mode = SERVE_DEFAULT_SOCKET_MODE,
+		.socket_gid = (gid_t)-1,
+		.owner = getuid(),
 	};
+	bool socket_opts = false;
 	unsigned int fd;
+	char *end;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -257,6 +360,9 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		case OPT_RO:
 			o.read_only = true;
 			break;
+		case OPT_SHARED:
+			o.shared = true;
+			break;
 		case OPT_SERIAL:
 			if (strlen(optarg) > VIRTIO_BLK_ID_BYTES)
 				return usage_error("serve", "--serial: '%s' is longer than %d characters",
@@ -266,6 +372,37 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		case OPT_CAPS:
 			printf("{\"type\": \"block\", \"features\": [\"blk-file\", \"read-only\"]}\n");
 			return EXIT_OK;
+		case OPT_SOCKET_MODE:
+			errno = 0;
+			o.socket_mode = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    o.socket_mode > 0777)
+				return usage_error("serve", "--socket-mode: '%s' is not an octal mode up to 0777",
+						   optarg);
+			socket_opts = true;
+			break;
+		case OPT_SOCKET_GROUP:
+			if (parse_group("serve", "--socket-group", optarg, &o.socket_gid))
+				return EXIT_USAGE;
+			socket_opts = true;
+			break;
+		case OPT_ALLOW_UID:
+			if (o.nallow_uids == SERVE_MAX_ALLOW)
+				return usage_error("serve", "--allow-uid: at most %d", SERVE_MAX_ALLOW);
+			if (parse_user("serve", "--allow-uid", optarg,
+				       &o.allow_uids[o.nallow_uids++]))
+				return EXIT_USAGE;
+			break;
+		case OPT_ALLOW_GID:
+			if (o.nallow_gids == SERVE_MAX_ALLOW)
+				return usage_error("serve", "--allow-gid: at most %d", SERVE_MAX_ALLOW);
+			if (parse_group("serve", "--allow-gid", optarg,
+					&o.allow_gids[o.nallow_gids++]))
+				return EXIT_USAGE;
+			break;
+		case OPT_USER:
+			o.user = optarg;
+			break;
 		case 'h':
 			serve_usage(prog);
 			return EXIT_OK;
@@ -279,6 +416,8 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		return usage_error("serve", "--backend (or --blk-file) is required");
 	if (!o.socket == (o.listen_fd < 0))
 		return usage_error("serve", "give one of --socket (--socket-path) and --fd");
+	if (socket_opts && !o.socket)
+		return usage_error("serve", "--socket-mode and --socket-group go with --socket");
 	return serve_run(&o);
 }
 
@@ -295,16 +434,18 @@ static void usage(FILE *out)
 		"  info [--json]         show the ABI version and features of " KDEV_PATH "\n"
 		"  check [--backend DEV] tell what is missing to serve a disk\n"
 		"  serve --backend DEV --socket PATH [--num-queues N] [--queue-size N]\n"
-		"        [--read-only] [--serial S]\n"
+		"        [--read-only] [--shared] [--serial S] [--socket-mode MODE]\n"
+		"        [--socket-group GROUP] [--allow-uid USER] [--allow-gid GROUP]\n"
+		"        [--user USER]\n"
 		"                        serve DEV to QEMU as a vhost-user-blk back-end\n"
 		"  qemu-args --socket PATH [--num-queues N] [--mem SIZE] [--id ID]\n"
 		"                        print the QEMU options for a disk served at PATH\n"
 		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
 		"                        print the libvirt domain XML for it\n"
-		"  exec --backend DEV [--read-only] [--user USER] -- QEMU ARGS...\n"
+		"  exec --backend DEV [--read-only] [--shared] [--user USER] -- QEMU ARGS...\n"
 		"                        run QEMU with the descriptors of a vhost-blk-pci\n"
 		"                        disk (%%v, %%b in ARGS)\n"
-		"  send-fds --qmp SOCKET --backend DEV --id ID [--device-add]\n"
+		"  send-fds --qmp SOCKET --backend DEV --id ID [--shared] [--device-add]\n"
 		"                        pass them to a running QEMU, for hot-plug\n"
 		"\n"
 		"'" HELPER_NAME " COMMAND --help' describes a command's options.\n"

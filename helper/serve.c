@@ -37,24 +37,114 @@ void serve_log(const char *name, const char *fmt, ...)
 	fprintf(stderr, "vhostblk-setup: %s: %s\n", name, line);
 }
 
-/* Serves one front-end; -EINTR when a signal ended it. */
-static int serve_conn(const struct serve_opts *opts, const char *name,
-		      int sock, int backend_fd, int sigfd)
+/* ------------------------------------------------------------------------
+ * Front-ends: who may connect, and one at a time
+ */
+
+/* The peer's credentials; false (and all -1) when unknown. */
+static bool peer_cred(int sock, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	if (!getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len))
+		return true;
+	*cred = (struct ucred){ .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	return false;
+}
+
+/* Root, the user serve was started as, an --allow-uid or --allow-gid. */
+static bool peer_allowed(const struct serve_opts *opts,
+			 const struct ucred *cred)
+{
+	unsigned int i;
+
+	if (cred->uid == 0 || cred->uid == opts->owner)
+		return true;
+	for (i = 0; i < opts->nallow_uids; i++)
+		if (cred->uid == opts->allow_uids[i])
+			return true;
+	for (i = 0; i < opts->nallow_gids; i++)
+		if (cred->gid == opts->allow_gids[i])
+			return true;
+	return false;
+}
+
+/*
+ * Accepts the next connection with its peer's credentials: the socket, or
+ * -1 with errno.
+ */
+static int accept_peer(int lfd, struct ucred *cred)
+{
+	int sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (sock >= 0 && !peer_cred(sock, cred)) {
+		/* Never on a unix socket; refused like a stranger if it were. */
+		cred->uid = (uid_t)-1;
+	}
+	return sock;
+}
+
+/* Accepts the front-end that waits and closes it, saying why. */
+static void refuse_pending(const char *name, int lfd, const char *why)
 {
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	int sock = accept_peer(lfd, &cred);
+
+	if (sock < 0)
+		return;
+	serve_log(name, "front-end refused (pid %d, uid %d, gid %d): %s",
+		  (int)cred.pid, (int)cred.uid, (int)cred.gid, why);
+	close(sock);
+}
+
+/*
+ * Serves one front-end; -EINTR when a signal ended it. Other front-ends
+ * that connect meanwhile are refused at once.
+ */
+static int serve_conn(const struct serve_opts *opts, const char *name,
+		      int sock, const struct ucred *cred, int lfd,
+		      int backend_fd, int sigfd)
+{
+	char busy[64];
 	struct conn *c;
 	struct vu_msg m;
 	int ret;
 
-	if (!getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
-		serve_log(name, "front-end connected (pid %d)", (int)cred.pid);
-	else
-		serve_log(name, "front-end connected");
+	serve_log(name, "front-end connected (pid %d, uid %d)", (int)cred->pid,
+		  (int)cred->uid);
+	snprintf(busy, sizeof(busy), "serving another front-end (pid %d)",
+		 (int)cred->pid);
 	c = conn_open(opts, name, sock, backend_fd);
 	if (!c)
 		return 0;
 	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = sock, .events = POLLIN },
+			{ .fd = sigfd, .events = POLLIN },
+			{ .fd = lfd, .events = POLLIN },
+		};
+
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			serve_log(name, "poll: %s; disconnecting", strerror(-ret));
+			ret = 0;
+			break;
+		}
+		if (pfd[1].revents) {
+			ret = -EINTR;
+			break;
+		}
+		/*
+		 * Our front-end's messages and hang-up first: one that closed
+		 * and connects again is not refused as a second one.
+		 */
+		if (!pfd[0].revents) {
+			if (pfd[2].revents)
+				refuse_pending(name, lfd, busy);
+			continue;
+		}
 		ret = vu_msg_recv(sock, &m, sigfd, MSG_TIMEOUT_MS);
 		if (ret == -ECONNRESET) {
 			serve_log(name, "front-end disconnected");
@@ -84,12 +174,16 @@ static int serve_conn(const struct serve_opts *opts, const char *name,
  * Listening
  */
 
-/* A listening socket at @path; a stale socket file is replaced. */
-static int listen_at(const char *path)
+/*
+ * A listening socket at @path with @mode and group @gid ((gid_t)-1: ours);
+ * a stale socket file is replaced.
+ */
+static int listen_at(const char *path, unsigned int mode, gid_t gid)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd, probe;
+	mode_t umask_was;
+	int fd, probe, ret;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, "vhostblk-setup: %s: socket path too long\n", path);
@@ -115,11 +209,25 @@ static int listen_at(const char *path)
 		unlink(path);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) ||
-	    listen(fd, 16)) {
+	if (fd < 0) {
 		fprintf(stderr, "vhostblk-setup: %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		return -1;
+	}
+	/* Born owner-only: nobody connects before mode and group are set. */
+	umask_was = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(umask_was);
+	if (ret || listen(fd, 16)) {
+		fprintf(stderr, "vhostblk-setup: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid)) ||
+	    chmod(path, mode)) {
+		fprintf(stderr, "vhostblk-setup: %s: setting mode %04o, group %d: %s\n",
+			path, mode, (int)gid, strerror(errno));
+		close(fd);
+		unlink(path);
 		return -1;
 	}
 	return fd;
@@ -173,7 +281,7 @@ int serve_run(const struct serve_opts *opts)
 	const char *why;
 	sigset_t old;
 
-	backend_fd = cli_open_backend(opts->backend, opts->read_only);
+	backend_fd = cli_open_backend(opts->backend, opts->read_only, opts->shared);
 	if (backend_fd < 0)
 		return 1;
 	/* Fail now, not at the first connection, if the module is missing. */
@@ -190,7 +298,7 @@ int serve_run(const struct serve_opts *opts)
 		goto out_backend;
 	}
 	if (opts->socket) {
-		lfd = listen_at(opts->socket);
+		lfd = listen_at(opts->socket, opts->socket_mode, opts->socket_gid);
 	} else {
 		lfd = inherited_listener(opts->listen_fd);
 		snprintf(fdname, sizeof(fdname), "fd %d", opts->listen_fd);
@@ -198,6 +306,18 @@ int serve_run(const struct serve_opts *opts)
 	}
 	if (lfd < 0)
 		goto out_signals;
+	/* Everything privileged is open: the backend, the socket. */
+	if (opts->user) {
+		if (cli_drop_privileges("serve", opts->user))
+			goto out_listen;
+		kfd = kdev_open(&why);
+		if (kfd < 0) {
+			fprintf(stderr, "vhostblk-setup: %s: %s as user %s: %s\n",
+				KDEV_PATH, why, opts->user, strerror(-kfd));
+			goto out_listen;
+		}
+		close(kfd);
+	}
 
 	serve_log(name, "serving %s, %u queue%s%s", opts->backend,
 		  opts->num_queues, opts->num_queues == 1 ? "" : "s",
@@ -207,6 +327,7 @@ int serve_run(const struct serve_opts *opts)
 			{ .fd = lfd, .events = POLLIN },
 			{ .fd = sigfd, .events = POLLIN },
 		};
+		struct ucred cred;
 		int sock;
 
 		if (poll(pfd, 2, -1) < 0) {
@@ -217,7 +338,7 @@ int serve_run(const struct serve_opts *opts)
 		}
 		if (pfd[1].revents)
 			break;
-		sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		sock = accept_peer(lfd, &cred);
 		if (sock < 0) {
 			if (errno == EINTR || errno == EAGAIN ||
 			    errno == ECONNABORTED)
@@ -225,13 +346,21 @@ int serve_run(const struct serve_opts *opts)
 			serve_log(name, "accept: %s", strerror(errno));
 			break;
 		}
-		if (serve_conn(opts, name, sock, backend_fd, sigfd) == -EINTR)
+		if (!peer_allowed(opts, &cred)) {
+			serve_log(name, "front-end refused (pid %d, uid %d, gid %d): not allowed (see --allow-uid, --allow-gid)",
+				  (int)cred.pid, (int)cred.uid, (int)cred.gid);
+			close(sock);
+			continue;
+		}
+		if (serve_conn(opts, name, sock, &cred, lfd, backend_fd,
+			       sigfd) == -EINTR)
 			break;
 	}
 	if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 		serve_log(name, "%s: exiting", strsignal(si.ssi_signo));
 		status = 0;
 	}
+out_listen:
 	close(lfd);
 	if (opts->socket)
 		unlink(opts->socket);

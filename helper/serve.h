@@ -9,9 +9,13 @@
 #define SERVE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define SERVE_DEFAULT_QUEUE_SIZE	1024
 #define SERVE_MAX_QUEUE_SIZE		32768
+#define SERVE_DEFAULT_SOCKET_MODE	0600
+/* Entries of --allow-uid and of --allow-gid. */
+#define SERVE_MAX_ALLOW			16
 
 struct serve_opts {
 	const char *backend;	/* block device path */
@@ -20,7 +24,20 @@ struct serve_opts {
 	unsigned int num_queues;
 	unsigned int queue_size;	/* largest SET_VRING_NUM accepted */
 	bool read_only;
+	bool shared;		/* open the backend without O_EXCL */
 	const char *serial;	/* NULL: the kernel's default (empty) */
+	unsigned int socket_mode;	/* permissions of the --socket file */
+	gid_t socket_gid;	/* its group; (gid_t)-1: the helper's */
+	/*
+	 * Front-ends allowed to connect, by their SO_PEERCRED: root, @owner
+	 * (the user serve was started as), and these uids and primary gids.
+	 */
+	uid_t owner;
+	uid_t allow_uids[SERVE_MAX_ALLOW];
+	unsigned int nallow_uids;
+	gid_t allow_gids[SERVE_MAX_ALLOW];
+	unsigned int nallow_gids;
+	const char *user;	/* run as this user once all is open, or NULL */
 };
 
 /*

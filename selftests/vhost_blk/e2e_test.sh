@@ -189,8 +189,9 @@ if [ -z "$migration" ]; then
 fi
 
 # Live migration: the destination QEMU waits for the state on a unix
-# socket, with its own helper on the same backend.
-start_helper dst "$rw" --num-queues 2 --serial "$serial"
+# socket, with its own helper on the same backend (--shared: the source's
+# helper holds it exclusively).
+start_helper dst "$rw" --num-queues 2 --serial "$serial" --shared
 ok $? "a second helper serves the destination" || exit 1
 dst_pid=$helper_pid
 d=$work/boot2-dst

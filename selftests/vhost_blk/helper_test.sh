@@ -50,6 +50,7 @@ loop_ro=$(losetup -f --show -r "$loop_file")
 links=$(mktemp -d /tmp/helper_test.XXXXXX)
 ln -s "$helper" "$links/vhost-user-blk-vhostblk"
 cleanup() {
+	[ -n "${bg_pid:-}" ] && kill "$bg_pid" 2>/dev/null
 	[ -n "${mounted:-}" ] && umount "/lib/modules/$(uname -r)" 2>/dev/null
 	losetup -d "$loop_rw" "$loop_ro" 2>/dev/null
 	rm -rf "$loop_file" "$links"
@@ -159,6 +160,146 @@ check_err "serve --fd needs a listening socket" "^vhostblk-setup: fd 0: not a li
 check_err "serve will not replace a file that is not a socket" \
 	"^vhostblk-setup: $loop_file: exists and is not a socket$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$loop_file"
+# wait_sock PATH: waits up to 10 s for the socket PATH to appear.
+wait_sock() {
+	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+# The backend is opened exclusively: a second serve, exec or a mount cannot
+# take it while serve holds it; --shared opts out.
+timeout 60 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock" 2>/dev/null &
+excl_pid=$!
+wait_sock "$links/excl.sock"
+check_err "a second serve of a served device is refused as in use" \
+	"^vhostblk-setup: $loop_rw: in use \(mounted, or opened exclusively by another program; --shared opens it anyway\)$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl2.sock"
+check_err "exec of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+	"$helper" exec --backend "$loop_rw" -- echo %v %b
+check_err "send-fds of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
+check "exec --shared opens a served device" 0 "^/dev/vhost-blk $loop_rw\$" \
+	"$helper" exec --shared --backend "$loop_rw" -- sh -c 'echo "$(readlink /proc/self/fd/%v) $(readlink /proc/self/fd/%b)"'
+timeout 60 "$helper" serve --shared --backend "$loop_rw" --socket "$links/excl2.sock" 2>/dev/null &
+shared_pid=$!
+check "serve --shared serves a device another serve holds" 0 '' wait_sock "$links/excl2.sock"
+kill -TERM "$shared_pid" "$excl_pid" 2>/dev/null
+wait "$shared_pid" "$excl_pid"
+mnt=$links/mnt
+mkdir -p "$mnt"
+if mkfs.ext4 -q -F "$loop_rw" >/dev/null 2>&1 && mount "$loop_rw" "$mnt"; then
+	check_err "serve refuses a mounted device" "^vhostblk-setup: $loop_rw: in use " \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
+	umount "$mnt"
+else
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n serve refuses a mounted device # could not mount an ext4 on $loop_rw"
+fi
+# Who may use the socket: its mode and group, and the peer's credentials.
+# vu_client SOCK [SETPRIV_ARGS...]: GET_FEATURES, as the user SETPRIV_ARGS
+# make; prints "features ok", or "closed" when the helper hung up.
+vu_client() {
+	local sock=$1
+	shift
+	setpriv "$@" /usr/bin/python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+data = b""
+try:
+    s.sendall(struct.pack("<III", 1, 1, 0))
+    while len(data) < 20:
+        more = s.recv(20 - len(data))
+        if not more:
+            break
+        data += more
+except (BrokenPipeError, ConnectionResetError):
+    pass
+if len(data) < 20:
+    print("closed")
+    sys.exit(0)
+req, flags, size, features = struct.unpack("<IIIQ", data)
+print("features ok" if req == 1 and features & (1 << 30) else "bad reply %r" % data)
+' "$sock"
+}
+# serve_bg NAME SERVE_OPTION...: serve loop_rw at $links/NAME.sock, log in
+# $links/NAME.log; sets bg_pid once it logged that it serves.
+serve_bg() {
+	local name=$1
+	shift
+	rm -f "$links/$name.sock"
+	"$helper" serve --backend "$loop_rw" --socket "$links/$name.sock" "$@" \
+		2> "$links/$name.log" &
+	bg_pid=$!
+	for _ in $(seq 100); do
+		grep -q ': serving ' "$links/$name.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# Other users reach the sockets in $links when the modes let them.
+chmod 0711 "$links"
+as_nobody=(--reuid=65534 --regid=65534 --clear-groups)
+serve_bg perm
+check "the socket is the helper's only by default (0600, root)" 0 '^600 root root$' \
+	stat -c '%a %U %G' "$links/perm.sock"
+check "root's front-end is served" 0 '^features ok$' vu_client "$links/perm.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+serve_bg perm --socket-mode 0660 --socket-group nogroup
+check "--socket-mode and --socket-group set the socket's mode and group" 0 '^660 root nogroup$' \
+	stat -c '%a %U %G' "$links/perm.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+serve_bg perm --socket-mode 0666
+check "a front-end of another user is refused" 0 '^closed$' vu_client "$links/perm.sock" "${as_nobody[@]}"
+check "the refusal is logged with the peer's pid, uid and gid" 0 '' \
+	grep -Eq 'front-end refused \(pid [0-9]+, uid 65534, gid 65534\): not allowed' "$links/perm.log"
+check "the helper serves the next front-end after a refusal" 0 '^features ok$' vu_client "$links/perm.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+serve_bg perm --socket-mode 0666 --allow-uid nobody
+check "--allow-uid lets that user's front-end in" 0 '^features ok$' vu_client "$links/perm.sock" "${as_nobody[@]}"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+serve_bg perm --socket-mode 0666 --allow-gid nogroup --allow-gid 4242
+check "--allow-gid lets a front-end of that primary group in" 0 '^features ok$' \
+	vu_client "$links/perm.sock" "${as_nobody[@]}"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+check_err "serve refuses a mode that is not octal" "serve: --socket-mode: '0999' is not an octal mode" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --socket-mode 0999
+check_err "serve refuses an unknown group" "serve: --socket-group: 'nosuchgroup' is no group name or number" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --socket-group nosuchgroup
+check_err "serve refuses an unknown user to allow" "serve: --allow-uid: 'nosuchuser' is no user name or number" \
+	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --allow-uid nosuchuser
+check_err "--socket-mode does not go with --fd" "serve: --socket-mode and --socket-group go with --socket" \
+	"$helper" serve --backend "$loop_rw" --fd 0 --socket-mode 0660
+# --user: the descriptors are opened as root, then the helper is the user.
+check_err "serve --user fails when the user cannot open /dev/vhost-blk" \
+	"^vhostblk-setup: /dev/vhost-blk: cannot open as user nobody: Permission denied$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/user.sock" --user nobody
+check_err "serve --user refuses an unknown user" "serve: --user nosuchuser: no such user" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/user.sock" --user nosuchuser
+kdev_mode=$(stat -c '%a %g' /dev/vhost-blk)
+chgrp nogroup /dev/vhost-blk && chmod 0660 /dev/vhost-blk
+serve_bg user --user nobody
+check "serve --user runs as the user, all its ids and groups" 0 \
+	$'^Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t65534 ?$' \
+	grep -E '^(Uid|Gid|Groups):' "/proc/$bg_pid/status"
+check "serve --user serves root's front-end" 0 '^features ok$' vu_client "$links/user.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+chgrp "${kdev_mode#* }" /dev/vhost-blk; chmod "${kdev_mode% *}" /dev/vhost-blk
+# /dev/vhost-blk that cannot be opened for another reason than a missing
+# module (a socket file bound over it: ENXIO): the reason is named.
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$links/node.sock"
+if mount --bind "$links/node.sock" /dev/vhost-blk; then
+	check_err "serve names why /dev/vhost-blk cannot be opened" \
+		"^vhostblk-setup: /dev/vhost-blk: cannot open: No such device or address$" \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
+	check_err "exec names why /dev/vhost-blk cannot be opened" \
+		"^vhostblk-setup exec: /dev/vhost-blk: cannot open: No such device or address$" \
+		"$helper" exec --backend "$loop_rw" -- echo %v %b
+	umount /dev/vhost-blk
+else
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n serve names why /dev/vhost-blk cannot be opened # bind mount failed"
+fi
 # serve --fd: a listening socket inherited from the parent (as a service
 # manager passes one), answering GET_FEATURES with the protocol-features bit.
 fdsock=$links/fd.sock

@@ -249,9 +249,11 @@ grep -qx "BUSY-ERRORS 0" "$g/out" && grep -qx "BUSY-VERIFY 0" "$g/out"
 ok $? "the busy disk saw no error and holds every round" "$g"
 echo "# busy disk: $(guest_value "$g" BUSY-ROUNDS) rounds during the hot-plug"
 
-# The destination, on its own descriptors for the same block device.
+# The destination, on its own descriptors for the same block device
+# (--shared: the source QEMU holds it exclusively).
 d=$work/boot2-dst
 mkdir -p "$d"
+GUEST_WRAP=("$helper" exec --shared --backend "$rw" --)
 # shellcheck disable=SC2046 # monitor_start prints words
 guest_start "$d" "$mem" "e2e.sh hotplug migrate" \
 	-device "vhost-blk-pci,id=disk0,vhostfd=%v,backendfd=%b,num-queues=2,serial=$serial" \

@@ -294,6 +294,35 @@ TEST_F(serve, config_at_an_offset_and_beyond_the_end)
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 5);
 }
 
+TEST_F(serve, config_is_the_abi_size_whatever_the_headers)
+{
+	struct vu_config_msg c = { .offset = 0, .size = VHOST_BLK_CONFIG_SIZE };
+	union {
+		struct virtio_blk_config cfg;
+		uint8_t raw[VHOST_BLK_CONFIG_SIZE];
+	} k;
+	uint64_t kfeatures;
+
+	ASSERT_EQ(0, kernel_view(&self->be, &k.cfg, &kfeatures));
+	open_frontend(_metadata, self);
+	/* All of the kernel's 72 bytes, num_queues the helper's. */
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c,
+			     12 + c.size, NULL, 0));
+	ASSERT_EQ(12 + VHOST_BLK_CONFIG_SIZE,
+		  vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c,
+				sizeof(c), WAIT_MS));
+	k.cfg.num_queues = htole16(variant->nqueues);
+	EXPECT_EQ(-1, vblk_mem_diff(k.raw, c.data, VHOST_BLK_CONFIG_SIZE));
+	/* Not one byte more, even where the system headers' struct goes on. */
+	c = (struct vu_config_msg){ .offset = VHOST_BLK_CONFIG_SIZE, .size = 1 };
+	ASSERT_EQ(0, vu_send(self->fe.sock, VHOST_USER_GET_CONFIG, 0, &c, 12 + 1,
+			     NULL, 0));
+	EXPECT_EQ(0, vu_recv_reply(self->fe.sock, VHOST_USER_GET_CONFIG, &c,
+				   sizeof(c), WAIT_MS));
+	EXPECT_TRUE(log_has(&self->srv, "GET_CONFIG: offset 72 size 1 beyond the 72-byte config"));
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 6);
+}
+
 TEST_F(serve, writes_read_back_through_every_queue)
 {
 	unsigned int q, n = variant->nqueues;
@@ -877,6 +906,177 @@ TEST_F(serve, reset_device_forgets_memory_and_rings)
 	}
 	ASSERT_EQ(0, vu_frontend_start(&self->fe));
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 8, 12);
+}
+
+TEST_F(serve, second_front_end_is_refused_at_once)
+{
+	struct vu_msg_hdr h;
+	char buf[64], needle[128];
+	int s;
+
+	open_frontend(_metadata, self);
+	s = vu_connect(self->srv.sock, WAIT_MS);
+	ASSERT_LE(0, s);
+	/* Closed at once, not left waiting in the listen backlog. */
+	EXPECT_EQ(-ECONNRESET, vu_recv(s, &h, buf, sizeof(buf), WAIT_MS));
+	close(s);
+	snprintf(needle, sizeof(needle),
+		 "front-end refused (pid %d, uid 0, gid 0): serving another front-end (pid %d)",
+		 (int)getpid(), (int)getpid());
+	EXPECT_TRUE(log_has(&self->srv, needle));
+	/* The first one goes on. */
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 32, 41);
+	still_serves(_metadata, self);
+}
+
+/* ------------------------------------------------------------------------
+ * Dirty log bounds: the kernel sets bits at log base + page / 8 without a
+ * bound, so the helper must not hand it a log shorter than the memory.
+ */
+
+/* The log QEMU gives for guest memory ending at @gpa_end: a u64 per 64 pages. */
+static uint64_t log_bytes(uint64_t gpa_end)
+{
+	return ((gpa_end - 1) / (VBLK_PAGE_SIZE * 64) + 1) * 8;
+}
+
+/*
+ * SET_LOG_BASE of a new @size-byte memfd, mapped as the front-end's log
+ * too: 0 when the back-end replied, -ECONNRESET when it disconnected.
+ */
+static int send_log_base(FIXTURE_DATA(serve) *self, uint64_t size)
+{
+	struct {
+		uint64_t mmap_size, mmap_offset;
+	} __attribute__((packed)) lb = { size, 0 };
+	struct vblk_dev *dev = &self->fe.dev;
+	struct vu_msg_hdr h;
+	char dummy[8];
+	int fd, ret;
+
+	fd = memfd_create("vu-log", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, size)) {
+		close(fd);
+		return -EIO;
+	}
+	if (dev->log)
+		munmap(dev->log, dev->log_size);
+	dev->log = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	dev->log_size = size;
+	if (dev->log == MAP_FAILED) {
+		dev->log = NULL;
+		close(fd);
+		return -ENOMEM;
+	}
+	ret = vu_send(self->fe.sock, VHOST_USER_SET_LOG_BASE, 0, &lb, sizeof(lb),
+		      &fd, 1);
+	close(fd);
+	if (!ret)
+		ret = vu_recv(self->fe.sock, &h, dummy, sizeof(dummy), WAIT_MS);
+	if (!ret && (h.request != VHOST_USER_SET_LOG_BASE ||
+		     !(h.flags & VHOST_USER_REPLY_MASK)))
+		ret = -EPROTO;
+	return ret;
+}
+
+/* SET_FEATURES of what the front-end has, plus @extra. */
+static int set_features(FIXTURE_DATA(serve) *self, uint64_t extra)
+{
+	uint64_t f = self->fe.dev.features | extra |
+		     BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+
+	return vu_send_ack(self->fe.sock, VHOST_USER_SET_FEATURES, &f, 8, NULL, 0);
+}
+
+/* SET_VRING_ADDR of queue @q, its used ring logged at @log. */
+static int set_logged_ring(FIXTURE_DATA(serve) *self, unsigned int q,
+			   uint64_t log)
+{
+	struct vblk_queue *vq = &self->fe.dev.queues[q];
+	struct vu_addr_msg a = {
+		.index = q, .flags = 1U << VHOST_VRING_F_LOG,
+		.desc = (uintptr_t)vq->vr.desc, .used = (uintptr_t)vq->vr.used,
+		.avail = (uintptr_t)vq->vr.avail, .log = log,
+	};
+
+	return vu_send_ack(self->fe.sock, VHOST_USER_SET_VRING_ADDR, &a,
+			   sizeof(a), NULL, 0);
+}
+
+/* A read on queue 0 is logged: its buffer and the used ring. */
+static void read_is_logged(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(serve) *self)
+{
+	struct vblk_mem_mark mark = vblk_mem_mark(&self->fe.dev.mem);
+	struct vblk_buf in;
+
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &in));
+	vblk_log_clear(&self->fe.dev);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->fe.dev.queues[0], 64, &in));
+	EXPECT_TRUE(vblk_log_all_dirty(&self->fe.dev, in.gpa, in.len));
+	EXPECT_TRUE(vblk_log_dirty(&self->fe.dev, self->fe.dev.queues[0].used_gpa, 8));
+	vblk_mem_release(&self->fe.dev.mem, mark);
+}
+
+TEST_F(serve, log_base_too_small_is_refused)
+{
+	uint64_t need;
+
+	open_frontend(_metadata, self);
+	need = log_bytes(vblk_mem_gpa_end(&self->fe.dev.mem));
+	/* The size QEMU gives is taken... */
+	EXPECT_EQ(0, send_log_base(self, need));
+	/* ... one u64 less is not: the kernel would write past it. */
+	EXPECT_EQ(-ECONNRESET, send_log_base(self, need - 8));
+	EXPECT_TRUE(log_has(&self->srv, "SET_LOG_BASE: a log of"));
+	still_serves(_metadata, self);
+}
+
+TEST_F(serve, memory_or_ring_beyond_the_log_is_refused_while_logging)
+{
+	uint64_t need, beyond;
+	struct vu_mem_table_msg t;
+	int fds[2];
+
+	open_frontend(_metadata, self);
+	need = log_bytes(vblk_mem_gpa_end(&self->fe.dev.mem));
+	beyond = need * 8 * VBLK_PAGE_SIZE;	/* the first page past it */
+	ASSERT_EQ(0, send_log_base(self, need));
+	ASSERT_EQ(0, set_features(self, BIT(VHOST_F_LOG_ALL)));
+	/* A memory table with a region past the end of the log. */
+	t = mem_table(&self->fe);
+	t.regions[1].guest_phys_addr = beyond;
+	fds[0] = fds[1] = self->fe.dev.mem.fd;
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(self->fe.sock, VHOST_USER_SET_MEM_TABLE,
+					  &t, 8 + 2 * sizeof(t.regions[0]), fds, 2));
+	EXPECT_TRUE(log_has(&self->srv, "SET_MEM_TABLE: guest memory beyond the"));
+	/* A used ring logged past it, and one that starts in it and ends
+	 * past it. */
+	EXPECT_EQ(-EREMOTEIO, set_logged_ring(self, 0, beyond));
+	EXPECT_TRUE(log_has(&self->srv, "SET_VRING_ADDR: ring 0: used ring log address"));
+	EXPECT_EQ(-EREMOTEIO, set_logged_ring(self, 0, beyond - 8));
+	/* Whose last page is the log's last: taken. */
+	EXPECT_EQ(0, set_logged_ring(self, 0, beyond - VBLK_PAGE_SIZE));
+	/* Inside it: taken, and the log works. */
+	ASSERT_EQ(0, set_logged_ring(self, 0, self->fe.dev.queues[0].used_gpa));
+	read_is_logged(_metadata, self);
+}
+
+TEST_F(serve, logging_asked_before_the_log_base_starts_with_it)
+{
+	unsigned int q;
+
+	open_frontend(_metadata, self);
+	/* As QEMU starts a device during a migration: features, rings, then
+	 * the log. Until the log comes the kernel has none to write. */
+	ASSERT_EQ(0, set_features(self, BIT(VHOST_F_LOG_ALL)));
+	for (q = 0; q < variant->nqueues; q++)
+		ASSERT_EQ(0, set_logged_ring(self, q, self->fe.dev.queues[q].used_gpa));
+	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 31);
+	ASSERT_EQ(0, send_log_base(self, log_bytes(vblk_mem_gpa_end(&self->fe.dev.mem))));
+	read_is_logged(_metadata, self);
 }
 
 /* ------------------------------------------------------------------------

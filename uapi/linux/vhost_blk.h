@@ -40,13 +40,48 @@
 #define VHOST_BLK_GET_ABI_VERSION	_IOR(VHOST_VIRTIO, 0xF0, __u32)
 
 /*
- * Fills the first VHOST_BLK_CONFIG_SIZE bytes of a struct virtio_blk_config
- * (little endian, as for VIRTIO_F_VERSION_1) from the backend's queue limits:
- * every field up to secure_erase_sector_alignment. The size is fixed so that
- * the ioctl number does not change when the struct grows in newer headers.
- * Needs a backend.
+ * The virtio-blk config space as VHOST_BLK_GET_CONFIG fills it: the layout
+ * of struct virtio_blk_config up to secure_erase_sector_alignment, little
+ * endian (as for VIRTIO_F_VERSION_1), exactly VHOST_BLK_CONFIG_SIZE bytes.
+ * Its own type, because struct virtio_blk_config's size depends on the
+ * headers a program is built with: 60 bytes before Linux 6.0, 72 in 6.0 to
+ * 6.2, 96 from 6.3 on (zoned fields). Users check its size and offsets at
+ * build time (static_assert, BUILD_BUG_ON).
  */
+struct vhost_blk_config {
+	__le64 capacity;			/* in 512-byte sectors */
+	__le32 size_max;
+	__le32 seg_max;
+	__le16 geometry_cylinders;
+	__u8 geometry_heads;
+	__u8 geometry_sectors;
+	__le32 blk_size;
+	__u8 physical_block_exp;
+	__u8 alignment_offset;
+	__le16 min_io_size;
+	__le32 opt_io_size;
+	__u8 wce;
+	__u8 unused;
+	__le16 num_queues;
+	__le32 max_discard_sectors;
+	__le32 max_discard_seg;
+	__le32 discard_sector_alignment;
+	__le32 max_write_zeroes_sectors;
+	__le32 max_write_zeroes_seg;
+	__u8 write_zeroes_may_unmap;
+	__u8 unused1[3];
+	__le32 max_secure_erase_sectors;
+	__le32 max_secure_erase_seg;
+	__le32 secure_erase_sector_alignment;
+};
+
 #define VHOST_BLK_CONFIG_SIZE		72
+
+/*
+ * Fills a struct vhost_blk_config from the backend's queue limits. The size
+ * is fixed, so that the ioctl number does not change when the virtio-blk
+ * config grows. Needs a backend.
+ */
 #define VHOST_BLK_GET_CONFIG		_IOR(VHOST_VIRTIO, 0xF1, __u8[VHOST_BLK_CONFIG_SIZE])
 
 /*
