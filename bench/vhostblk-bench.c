@@ -381,7 +381,7 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 		.mem_size = (size_t)o->queues * o->depth * o->bs + (16UL << 20),
 		.nregions = 1,
 	};
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	int ret;
 
 	if (o->device) {

@@ -128,10 +128,6 @@ unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backe
 	       ~(lbs_sectors - 1);
 }
 
-#define cfg16(v)	((__force __virtio16)cpu_to_le16(v))
-#define cfg32(v)	((__force __virtio32)cpu_to_le32(v))
-#define cfg64(v)	((__force __virtio64)cpu_to_le64(v))
-
 /**
  * vhost_blk_backend_config() - the virtio-blk config space for a backend
  * @be: the backend
@@ -141,37 +137,37 @@ unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backe
  * limits' bytes; the others are in 512-byte sectors whatever the block size.
  */
 void vhost_blk_backend_config(const struct vhost_blk_backend *be,
-			      struct virtio_blk_config *config)
+			      struct vhost_blk_config *config)
 {
 	struct block_device *bdev = be->bdev;
 	unsigned int lbs = bdev_logical_block_size(bdev);
 	int align = bdev_alignment_offset(bdev);
 
 	memset(config, 0, sizeof(*config));
-	config->capacity = cfg64(bdev_nr_sectors(bdev));
-	config->size_max = cfg32(VHOST_BLK_SIZE_MAX);
-	config->seg_max = cfg32(VHOST_BLK_SEG_MAX);
-	config->blk_size = cfg32(lbs);
+	config->capacity = cpu_to_le64(bdev_nr_sectors(bdev));
+	config->size_max = cpu_to_le32(VHOST_BLK_SIZE_MAX);
+	config->seg_max = cpu_to_le32(VHOST_BLK_SEG_MAX);
+	config->blk_size = cpu_to_le32(lbs);
 	config->physical_block_exp = ilog2(bdev_physical_block_size(bdev) / lbs);
 	config->alignment_offset = align > 0 ? align / lbs : 0;
-	config->min_io_size = cfg16(min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX));
-	config->opt_io_size = cfg32(bdev_io_opt(bdev) / lbs);
-	config->num_queues = cfg16(VHOST_BLK_MAX_QUEUES);
+	config->min_io_size = cpu_to_le16(min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX));
+	config->opt_io_size = cpu_to_le32(bdev_io_opt(bdev) / lbs);
+	config->num_queues = cpu_to_le16(VHOST_BLK_MAX_QUEUES);
 
-	config->max_discard_sectors = cfg32(bdev_max_discard_sectors(bdev));
-	config->max_discard_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+	config->max_discard_sectors = cpu_to_le32(bdev_max_discard_sectors(bdev));
+	config->max_discard_seg = cpu_to_le32(VHOST_BLK_MAX_RANGE_SEGS);
 	config->discard_sector_alignment =
-		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
+		cpu_to_le32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
 
 	if (vhost_blk_backend_write_zeroes_sectors(be)) {
 		config->max_write_zeroes_sectors =
-			cfg32(vhost_blk_backend_write_zeroes_sectors(be));
-		config->max_write_zeroes_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+			cpu_to_le32(vhost_blk_backend_write_zeroes_sectors(be));
+		config->max_write_zeroes_seg = cpu_to_le32(VHOST_BLK_MAX_RANGE_SEGS);
 		config->write_zeroes_may_unmap = 1;
 	}
 
-	config->max_secure_erase_sectors = cfg32(vhost_blk_backend_secure_erase_sectors(be));
-	config->max_secure_erase_seg = cfg32(VHOST_BLK_MAX_RANGE_SEGS);
+	config->max_secure_erase_sectors = cpu_to_le32(vhost_blk_backend_secure_erase_sectors(be));
+	config->max_secure_erase_seg = cpu_to_le32(VHOST_BLK_MAX_RANGE_SEGS);
 	config->secure_erase_sector_alignment =
-		cfg32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
+		cpu_to_le32(bdev_discard_granularity(bdev) >> SECTOR_SHIFT);
 }

@@ -246,8 +246,17 @@ static u64 vhost_blk_features(struct vhost_blk *blk)
 
 static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
 {
-	struct virtio_blk_config config;
+	struct vhost_blk_config config;
 	long ret = 0;
+
+	/* The virtio-blk layout, up to the last field the ABI carries. */
+	BUILD_BUG_ON(sizeof(config) != VHOST_BLK_CONFIG_SIZE);
+	BUILD_BUG_ON(offsetof(struct vhost_blk_config, num_queues) !=
+		     offsetof(struct virtio_blk_config, num_queues));
+	BUILD_BUG_ON(offsetof(struct vhost_blk_config, write_zeroes_may_unmap) !=
+		     offsetof(struct virtio_blk_config, write_zeroes_may_unmap));
+	BUILD_BUG_ON(offsetof(struct vhost_blk_config, secure_erase_sector_alignment) !=
+		     offsetof(struct virtio_blk_config, secure_erase_sector_alignment));
 
 	mutex_lock(&blk->dev.mutex);
 	if (blk->backend)
@@ -255,7 +264,6 @@ static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
 	else
 		ret = -ENODEV;
 	mutex_unlock(&blk->dev.mutex);
-	BUILD_BUG_ON(sizeof(config) < VHOST_BLK_CONFIG_SIZE);
 	if (!ret && copy_to_user(argp, &config, VHOST_BLK_CONFIG_SIZE))
 		ret = -EFAULT;
 	return ret;

@@ -159,7 +159,7 @@ unsigned int vhost_blk_backend_write_zeroes_sectors(const struct vhost_blk_backe
 unsigned int vhost_blk_backend_secure_erase_sectors(const struct vhost_blk_backend *be);
 u64 vhost_blk_backend_features(const struct vhost_blk_backend *be);
 void vhost_blk_backend_config(const struct vhost_blk_backend *be,
-			      struct virtio_blk_config *config);
+			      struct vhost_blk_config *config);
 
 /* request.c */
 void vhost_blk_handle_kick(struct vhost_work *work);

@@ -327,7 +327,7 @@ TEST_F(owned, set_backend_with_a_closed_or_negative_fd_fails_ebadf)
  */
 TEST_F(owned, set_backend_with_a_write_only_fd_fails_ebadf_and_a_read_only_one_is_read_only)
 {
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	uint64_t features = 0;
 	int fd = vblk_backend_open(&self->fast, O_WRONLY);
 
@@ -348,7 +348,7 @@ TEST_F(owned, set_backend_with_a_write_only_fd_fails_ebadf_and_a_read_only_one_i
 
 TEST_F(owned, set_backend_minus_one_without_a_backend_is_a_no_op)
 {
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	EXPECT_EQ(0, vblk_dev_set_backend(&self->dev, -1));
 	EXPECT_EQ(0, vblk_dev_set_backend(&self->dev, -1));

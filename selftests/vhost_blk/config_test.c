@@ -107,7 +107,7 @@ TEST_F(config, capacity_and_block_sizes_match_the_backend)
 {
 	uint64_t lbs = limit(_metadata, &self->be, "queue/logical_block_size");
 	uint64_t pbs = limit(_metadata, &self->be, "queue/physical_block_size");
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
 	EXPECT_EQ(limit(_metadata, &self->be, "size"), le64toh(cfg.capacity));
@@ -121,7 +121,7 @@ TEST_F(config, capacity_and_block_sizes_match_the_backend)
 TEST_F(config, topology_matches_the_backend_in_logical_blocks)
 {
 	uint64_t lbs = limit(_metadata, &self->be, "queue/logical_block_size");
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
 	EXPECT_EQ(limit(_metadata, &self->be, "alignment_offset") / lbs,
@@ -134,15 +134,15 @@ TEST_F(config, topology_matches_the_backend_in_logical_blocks)
 
 TEST_F(config, seg_max_size_max_and_num_queues_are_the_uapi_constants)
 {
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
 	EXPECT_EQ((uint32_t)VHOST_BLK_SEG_MAX, le32toh(cfg.seg_max));
 	EXPECT_EQ((uint32_t)VHOST_BLK_SIZE_MAX, le32toh(cfg.size_max));
 	EXPECT_EQ((uint16_t)VHOST_BLK_MAX_QUEUES, le16toh(cfg.num_queues));
 	/* Legacy fields are not used. */
-	EXPECT_EQ(0U, cfg.geometry.cylinders | cfg.geometry.heads |
-		      cfg.geometry.sectors);
+	EXPECT_EQ(0U, cfg.geometry_cylinders | cfg.geometry_heads |
+		      cfg.geometry_sectors);
 	EXPECT_EQ(0U, cfg.wce);
 }
 
@@ -150,7 +150,7 @@ TEST_F(config, discard_limits_match_the_backend)
 {
 	uint64_t max = limit(_metadata, &self->be, "queue/discard_max_bytes");
 	uint64_t gran = limit(_metadata, &self->be, "queue/discard_granularity");
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
 	EXPECT_EQ(max / VBLK_SECTOR_SIZE, le32toh(cfg.max_discard_sectors));
@@ -163,7 +163,7 @@ TEST_F(config, discard_limits_match_the_backend)
 TEST_F(config, write_zeroes_limits_are_the_backends_own_or_none)
 {
 	uint64_t max = limit(_metadata, &self->be, "queue/write_zeroes_max_bytes");
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	uint64_t features = 0;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
@@ -201,7 +201,7 @@ TEST_F(config, get_config_to_a_bad_address_fails_efault)
 
 TEST_F(config, config_survives_a_backend_restart)
 {
-	struct virtio_blk_config before, after;
+	struct vhost_blk_config before, after;
 	int fd;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &before));
@@ -239,14 +239,14 @@ FIXTURE_TEARDOWN(unattached)
 
 TEST_F(unattached, get_config_without_a_backend_fails_enodev)
 {
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 
 	EXPECT_EQ(-ENODEV, vblk_dev_get_config(&self->dev, &cfg));
 }
 
 TEST_F(unattached, get_config_after_the_backend_is_stopped_fails_enodev)
 {
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	int fd = vblk_backend_open(&self->be, O_RDWR);
 
 	ASSERT_LE(0, fd);

@@ -97,7 +97,7 @@ FIXTURE(malformed) {
 	struct vblk_queue *q;
 	bool indirect;
 	uint8_t *disk;			/* what the block device must hold */
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	struct vblk_buf hdr, status;	/* of hand-made chains */
 	struct vblk_buf table;		/* their indirect table */
 	struct guarded guarded[MAX_GUARDED];

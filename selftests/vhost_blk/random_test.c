@@ -159,7 +159,7 @@ FIXTURE_SETUP(random_mix)
 {
 	struct vblk_backend_opts bo = { .size = DISK_SIZE, .discard = true };
 	static const unsigned int sizes[] = { 64, 128, 256 };
-	struct virtio_blk_config cfg;
+	struct vhost_blk_config cfg;
 	unsigned int q, i;
 	int ret;
 

@@ -90,7 +90,7 @@ static int fd_count_settles(pid_t pid, int n)
 
 /* The kernel's own config and features for @be, from a device of ours. */
 static int kernel_view(const struct vblk_backend *be,
-		       struct virtio_blk_config *cfg, uint64_t *features)
+		       struct vhost_blk_config *cfg, uint64_t *features)
 {
 	struct vblk_dev dev;
 	int fd, ret;
@@ -235,8 +235,8 @@ static void still_serves(struct __test_metadata *_metadata,
 
 TEST_F(serve, config_matches_the_kernels_with_num_queues)
 {
-	struct virtio_blk_config kcfg, *cfg = &self->fe.config;
-	size_t qemu_len = offsetof(struct virtio_blk_config,
+	struct vhost_blk_config kcfg, *cfg = &self->fe.config;
+	size_t qemu_len = offsetof(struct vhost_blk_config,
 				   max_secure_erase_sectors);
 	uint64_t kfeatures;
 	int ret;
@@ -267,7 +267,7 @@ TEST_F(serve, config_matches_the_kernels_with_num_queues)
 TEST_F(serve, config_at_an_offset_and_beyond_the_end)
 {
 	struct vu_config_msg c = { .offset = 8, .size = 8 };
-	struct virtio_blk_config kcfg;
+	struct vhost_blk_config kcfg;
 	uint64_t kfeatures;
 	int ret;
 
@@ -298,7 +298,7 @@ TEST_F(serve, config_is_the_abi_size_whatever_the_headers)
 {
 	struct vu_config_msg c = { .offset = 0, .size = VHOST_BLK_CONFIG_SIZE };
 	union {
-		struct virtio_blk_config cfg;
+		struct vhost_blk_config cfg;
 		uint8_t raw[VHOST_BLK_CONFIG_SIZE];
 	} k;
 	uint64_t kfeatures;

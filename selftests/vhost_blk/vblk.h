@@ -303,7 +303,7 @@ int vblk_queue_set_addr(struct vblk_queue *q);
 
 /* VHOST_BLK_SET_BACKEND with @fd (-1 stops). */
 int vblk_dev_set_backend(struct vblk_dev *dev, int fd);
-int vblk_dev_get_config(struct vblk_dev *dev, struct virtio_blk_config *cfg);
+int vblk_dev_get_config(struct vblk_dev *dev, struct vhost_blk_config *cfg);
 int vblk_dev_set_read_only(struct vblk_dev *dev, uint32_t ro);
 /* @serial: up to VIRTIO_BLK_ID_BYTES characters, NUL-padded here. */
 int vblk_dev_set_serial(struct vblk_dev *dev, const char *serial);

@@ -994,7 +994,7 @@ int vblk_dev_set_backend(struct vblk_dev *dev, int fd)
 	return dev_ioctl(dev, VHOST_BLK_SET_BACKEND, &f);
 }
 
-int vblk_dev_get_config(struct vblk_dev *dev, struct virtio_blk_config *cfg)
+int vblk_dev_get_config(struct vblk_dev *dev, struct vhost_blk_config *cfg)
 {
 	return ioctl(dev->fd, VHOST_BLK_GET_CONFIG, cfg) ? neg_errno() : 0;
 }

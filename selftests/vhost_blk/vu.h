@@ -156,7 +156,7 @@ struct vu_frontend {
 	uint64_t max_mem_slots;	/* GET_MAX_MEM_SLOTS, 0 if not asked */
 	/* GET_CONFIG of the bytes QEMU 7.2 reads (to write_zeroes_may_unmap);
 	 * the secure-erase fields stay 0. */
-	struct virtio_blk_config config;
+	struct vhost_blk_config config;
 	uint16_t base[VHOST_BLK_MAX_QUEUES];	/* SET_VRING_BASE at start */
 	/* The back-end has the memory regions (ADD_MEM_REG sends them once
 	 * per connection, as QEMU sends only changes); clear it after

@@ -31,7 +31,7 @@
  * write-zeroes fields (its headers predate secure erase).
  */
 #define VU_QEMU_CONFIG_SIZE \
-	offsetof(struct virtio_blk_config, max_secure_erase_sectors)
+	offsetof(struct vhost_blk_config, max_secure_erase_sectors)
 
 static int64_t vu_now_ms(void)
 {
