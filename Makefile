@@ -167,7 +167,7 @@ check: all qemu
 # lockdep, kmemleak), built once from linux-source into a cache outside the
 # clone (about 20 minutes on 2 cores); see scripts/check-debug. Not part of
 # `make check`.
-check-debug: helper selftests
+check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth
 	@$(TOP)/scripts/check-debug
 
 # Two second-level guests, one after the other, in one boot of the test VM.
