@@ -19,17 +19,7 @@ static int __init plant_init(void)
 	unsigned int past_end = 16;
 	char *p;
 
-	/* Nothing refers to it once this returns. */
-	p = kmalloc(96, GFP_KERNEL);
-	OPTIMIZER_HIDE_VAR(p);
-
-	p = kmalloc(16, GFP_KERNEL);
-	if (p) {
-		OPTIMIZER_HIDE_VAR(past_end);
-		pr_info("vhost_blk_plant: byte past the end: %d\n", READ_ONCE(p[past_end]));
-		kfree(p);
-	}
-
+	/* First: a KASAN report taints the kernel, which turns lockdep off. */
 	mutex_lock(&plant_a);
 	mutex_lock(&plant_b);
 	mutex_unlock(&plant_b);
@@ -44,6 +34,17 @@ static int __init plant_init(void)
 	preempt_enable();
 
 	WARN(1, "vhost_blk_plant: a planted warning\n");
+
+	/* Nothing refers to it once this returns. */
+	p = kmalloc(96, GFP_KERNEL);
+	OPTIMIZER_HIDE_VAR(p);
+
+	p = kmalloc(16, GFP_KERNEL);
+	if (p) {
+		OPTIMIZER_HIDE_VAR(past_end);
+		pr_info("vhost_blk_plant: byte past the end: %d\n", READ_ONCE(p[past_end]));
+		kfree(p);
+	}
 	return 0;
 }
 
