@@ -59,7 +59,7 @@ CMD ?= sh
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check lint \
+.PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check check-debug lint \
 	demo bench vm-run vm-shell install clean help
 
 all: module helper selftests guest $(BENCH)
@@ -68,6 +68,7 @@ help:
 	@echo 'make deps       install packages (apt-get) and extract kernel sources'
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
 	@echo 'make check      build, lint, boot the test VM, run every suite'
+	@echo 'make check-debug  the fast suites and a fault-injection run on a KASAN/lockdep/kmemleak kernel'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
 	@echo 'make qemu       QEMU 7.2 with -device vhost-blk-pci (patches/qemu) into build/qemu/'
 	@echo 'make bench      every configuration side by side into bench/results/ (QUICK=1: a subset)'
@@ -162,6 +163,13 @@ check: all qemu
 	 echo $$? > $(BUILD)/check/vm-status
 	@$(TOP)/scripts/check-report $(BUILD)/check
 
+# The fast suites and a fault-injection run on a debug kernel (KASAN,
+# lockdep, kmemleak), built once from linux-source into a cache outside the
+# clone (about 20 minutes on 2 cores); see scripts/check-debug. Not part of
+# `make check`.
+check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth
+	@$(TOP)/scripts/check-debug
+
 # Two second-level guests, one after the other, in one boot of the test VM.
 demo: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
@@ -195,4 +203,5 @@ install: all
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
-	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/bench $(BUILD)/guest $(BUILD)/check $(BUILD)/vm
+	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/bench $(BUILD)/guest $(BUILD)/check $(BUILD)/vm \
+		$(BUILD)/debug $(BUILD)/check-debug

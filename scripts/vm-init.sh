@@ -24,6 +24,8 @@
 #   VM_RUNDIR   run directory, relative to the project (build/vm/run.PID.XXXXXX)
 #   VM_TERM     TERM for the command
 #   VM_ROWS, VM_COLS  terminal size for the interactive shell (optional)
+#   VM_MODDIR   base64 of a host directory to show as /lib/modules/$(uname -r)
+#               (optional: a kernel that is not installed on the host)
 # The run directory holds cmd.sh (written by the host: exports + exec of the
 # command) and receives "status".
 
@@ -85,6 +87,20 @@ stage1() {
 	[ -d "$root$project" ] || fail "$project does not exist in the guest root"
 	$BB mount -t 9p -o "$P9OPTS,rw" project "$root$project" ||
 		fail "cannot mount the project at $project"
+
+	# A kernel that is not installed on the host brings its modules from
+	# elsewhere: the read-only root cannot get a /lib/modules/<release>, so
+	# a tmpfs over /lib/modules holds the mount point for them.
+	if [ -n "${VM_MODDIR:-}" ]; then
+		moddir=$(echo "$VM_MODDIR" | $BB base64 -d) || fail "bad VM_MODDIR"
+		kver=$($BB uname -r)
+		[ -f "$root$moddir/modules.dep" ] || fail "$moddir/modules.dep does not exist in the guest root"
+		$BB mount -t tmpfs -o mode=755 tmpfs "$root/lib/modules" ||
+			fail "cannot mount a tmpfs on /lib/modules"
+		$BB mkdir -p "$root/lib/modules/$kver"
+		$BB mount --bind "$root$moddir" "$root/lib/modules/$kver" ||
+			fail "cannot bind $moddir to /lib/modules/$kver"
+	fi
 
 	$BB mkdir -p "$root/run/vm"
 	$BB cp "$BB" /init "$root/run/vm/" || fail "cannot copy busybox to /run/vm"

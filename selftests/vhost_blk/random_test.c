@@ -20,8 +20,24 @@
  * VBLK_SEED sets the seed (printed at the start), VBLK_RANDOM_SECONDS the
  * time spent submitting (default 20).
  *
+ * VBLK_FAULTS=<percent> runs the same mix under fault injection (a kernel
+ * with CONFIG_FAIL_MAKE_REQUEST, CONFIG_FAILSLAB and debugfs, as `make
+ * check-debug` boots): fail_make_request fails that share of the bios
+ * submitted to the backend (the disk's make-it-fail), failslab that share of
+ * the slab allocations made by the device's vhost worker, the thread that
+ * runs the module's request path (task-filter and the worker's
+ * make-it-fail; the stacktrace filter that could name the module's code
+ * does not exist on x86_64). Then a request that would have succeeded may
+ * complete with IOERR, and only then: every request still completes, exactly
+ * once (the library rejects a head that is not in flight, the drain at the
+ * end waits for every one); a read that succeeds still returns the model's
+ * data, and a write, discard or write-zeroes that fails leaves its sectors
+ * unknown to the model (neither reads nor the final comparison check them)
+ * until a later write succeeds. The test fails if either fault never fired.
+ *
  * Needs root, the vhost_blk module loaded and null_blk.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +68,10 @@
 #define GUARD_BYTE	0xe7
 #define FILL_BYTE	0x5a
 #define MAX_FAILURES	8
+
+/* Fault injection: debugfs, and "times", which counts down per fault. */
+#define FAULT_DEBUGFS	"/sys/kernel/debug/"
+#define FAULT_TIMES	1000000L
 
 #define F_EVENT_IDX	(1ULL << VIRTIO_RING_F_EVENT_IDX)
 #define F_INDIRECT	(1ULL << VIRTIO_RING_F_INDIRECT_DESC)
@@ -97,11 +117,15 @@ struct slot {
 	struct slot *free_next;
 };
 
-/* The disk as it must be, and the requests in flight on each sector. */
+/*
+ * The disk as it must be, and the requests in flight on each sector. A
+ * sector is unknown after a write to it failed (fault injection only).
+ */
 struct model {
 	uint8_t *disk;
 	uint16_t readers[CAPACITY];
 	uint16_t writers[CAPACITY];
+	bool unknown[CAPACITY];
 };
 
 FIXTURE(random_mix) {
@@ -118,6 +142,11 @@ FIXTURE(random_mix) {
 	unsigned int inflight, max_inflight;
 	unsigned long counts[K_NR];
 	unsigned long nr, failures;
+	unsigned long completed;	/* requests reaped */
+	unsigned int faults;		/* VBLK_FAULTS: percent, 0 = none */
+	bool faults_on;
+	pid_t worker;			/* the device's vhost worker */
+	unsigned long faulted;		/* requests failed by a fault */
 };
 
 static uint64_t next_rand(FIXTURE_DATA(random_mix) *self)
@@ -155,6 +184,148 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* ------------------------------------------------------------------------
+ * Fault injection
+ */
+
+static int fault_write(const char *fault, const char *attr, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), FAULT_DEBUGFS "%s/%s", fault, attr);
+	return vblk_write_file(path, val);
+}
+
+/* The fault's "times" left; -1 if unreadable. */
+static long fault_times_left(const char *fault)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), FAULT_DEBUGFS "%s/times", fault);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* The thread named "vhost-<owner>": the worker of the device @owner owns. */
+static pid_t vhost_worker_of(pid_t owner)
+{
+	char want[32], path[300], comm[32];
+	struct dirent *de;
+	pid_t found = -1;
+	DIR *d;
+
+	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
+	d = opendir("/proc");
+	if (!d)
+		return -1;
+	while (found < 0 && (de = readdir(d))) {
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (len > 0) {
+			comm[len] = 0;
+			if (!strcmp(comm, want))
+				found = atoi(de->d_name);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static int set_make_it_fail(const char *dir, const char *name, bool on)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s/make-it-fail", dir, name);
+	return vblk_write_file(path, on ? "1" : "0");
+}
+
+static const char *const fault_names[] = { "fail_make_request", "failslab" };
+
+/* Arms both faults for the backend and the worker. */
+static void faults_start(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(random_mix) *self)
+{
+	char pct[16], times[24], pid[16];
+	unsigned int i;
+	int ret;
+
+	snprintf(pct, sizeof(pct), "%u", self->faults);
+	snprintf(times, sizeof(times), "%ld", FAULT_TIMES);
+	self->worker = vhost_worker_of(getpid());
+	ASSERT_LT(0, self->worker) TH_LOG("no thread vhost-%d", (int)getpid());
+	snprintf(pid, sizeof(pid), "%d", (int)self->worker);
+
+	/* Nothing fails until the filters are in place. */
+	for (i = 0; i < ARRAY_SIZE(fault_names); i++) {
+		ret = fault_write(fault_names[i], "probability", "0");
+		ASSERT_EQ(0, ret) TH_LOG(FAULT_DEBUGFS "%s: %s (a kernel with fault injection and debugfs?)",
+					 fault_names[i], strerror(-ret));
+	}
+	self->faults_on = true;
+	/* failslab: only the worker's allocations, sleeping ones included. */
+	ASSERT_EQ(0, fault_write("failslab", "task-filter", "Y"));
+	ASSERT_EQ(0, fault_write("failslab", "ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, fault_write("failslab", "cache-filter", "N"));
+	/* fail_make_request: the disk's make-it-fail is its filter. */
+	ASSERT_EQ(0, fault_write("fail_make_request", "task-filter", "N"));
+	for (i = 0; i < ARRAY_SIZE(fault_names); i++) {
+		ASSERT_EQ(0, fault_write(fault_names[i], "interval", "1"));
+		ASSERT_EQ(0, fault_write(fault_names[i], "space", "0"));
+		ASSERT_EQ(0, fault_write(fault_names[i], "verbose", "1"));
+		ASSERT_EQ(0, fault_write(fault_names[i], "times", times));
+	}
+	ASSERT_EQ(0, set_make_it_fail("/proc", pid, true));
+	ASSERT_EQ(0, set_make_it_fail("/sys/block", self->be.name, true));
+	for (i = 0; i < ARRAY_SIZE(fault_names); i++)
+		ASSERT_EQ(0, fault_write(fault_names[i], "probability", pct));
+	TH_LOG("faults: %u%% of the bios on %s, %u%% of the slab allocations of thread %d (vhost-%d)",
+	       self->faults, self->be.name, self->faults, (int)self->worker,
+	       (int)getpid());
+}
+
+/*
+ * Disarms both faults; what each injected goes to @injected (if not NULL).
+ * Best effort: it also runs from the teardown after a failed assertion.
+ */
+static void faults_stop(FIXTURE_DATA(random_mix) *self, long injected[2])
+{
+	char pid[16];
+	unsigned int i;
+	long left;
+
+	if (!self->faults_on)
+		return;
+	self->faults_on = false;
+	for (i = 0; i < ARRAY_SIZE(fault_names); i++)
+		fault_write(fault_names[i], "probability", "0");
+	set_make_it_fail("/sys/block", self->be.name, false);
+	if (self->worker > 0) {
+		snprintf(pid, sizeof(pid), "%d", (int)self->worker);
+		set_make_it_fail("/proc", pid, false);
+	}
+	for (i = 0; i < ARRAY_SIZE(fault_names); i++) {
+		left = fault_times_left(fault_names[i]);
+		if (injected)
+			injected[i] = left < 0 ? -1 : FAULT_TIMES - left;
+	}
+}
+
 FIXTURE_SETUP(random_mix)
 {
 	struct vblk_backend_opts bo = { .size = DISK_SIZE, .discard = true };
@@ -163,6 +334,8 @@ FIXTURE_SETUP(random_mix)
 	unsigned int q, i;
 	int ret;
 
+	self->faults = env_u64("VBLK_FAULTS", 0);
+	ASSERT_GE(100U, self->faults);
 	self->seed = env_u64("VBLK_SEED", now_ns() ^ ((uint64_t)getpid() << 32));
 	self->rng = self->seed ? self->seed : 1;
 	TH_LOG("seed %llu (VBLK_SEED=%llu repeats this run)",
@@ -217,10 +390,13 @@ FIXTURE_SETUP(random_mix)
 			self->free[q] = s;
 		}
 	}
+	if (self->faults)
+		faults_start(_metadata, self);
 }
 
 FIXTURE_TEARDOWN(random_mix)
 {
+	faults_stop(self, NULL);
 	vblk_dev_close(&self->dev);
 	vblk_backend_destroy(&self->be);
 	if (self->m)
@@ -253,6 +429,32 @@ static void lock(struct model *m, const struct extent *e, int delta)
 		else
 			m->readers[s] += delta;
 	}
+}
+
+/*
+ * The first offset at which @buf differs from the model's bytes at @disk_off,
+ * or -1; bytes of unknown sectors are not compared.
+ */
+static ssize_t model_diff(const struct model *m, uint64_t disk_off,
+			  const uint8_t *buf, size_t len)
+{
+	size_t pos = 0, chunk;
+	ssize_t at;
+
+	while (pos < len) {
+		uint64_t at_disk = disk_off + pos;
+
+		chunk = VBLK_SECTOR_SIZE - at_disk % VBLK_SECTOR_SIZE;
+		if (chunk > len - pos)
+			chunk = len - pos;
+		if (!m->unknown[at_disk / VBLK_SECTOR_SIZE]) {
+			at = vblk_mem_diff(buf + pos, m->disk + at_disk, chunk);
+			if (at >= 0)
+				return pos + at;
+		}
+		pos += chunk;
+	}
+	return -1;
 }
 
 /* ------------------------------------------------------------------------
@@ -668,6 +870,15 @@ static const char *check_done(FIXTURE_DATA(random_mix) *self, struct slot *s,
 	size_t off = 0;
 
 	*at = -1;
+	/* Under fault injection, IOERR is the other answer to a valid request. */
+	if (self->faults && s->want_status == VIRTIO_BLK_S_OK &&
+	    s->req.status == VIRTIO_BLK_S_IOERR) {
+		if (s->req.used_len != 1)
+			return "used.len";
+		if ((*at = guard_bytes(s, false)) >= 0)
+			return "a guard byte";
+		return NULL;
+	}
 	if (s->req.status != s->want_status)
 		return "status";
 	if (s->req.used_len != s->want_used)
@@ -676,9 +887,8 @@ static const char *check_done(FIXTURE_DATA(random_mix) *self, struct slot *s,
 		return "a guard byte";
 	if (s->kind == K_READ) {
 		for (i = 0; i < s->req.nsegs; off += s->segs[i].len, i++) {
-			*at = vblk_mem_diff(s->segs[i].hva,
-					    m->disk + s->req.sector * VBLK_SECTOR_SIZE + off,
-					    s->segs[i].len);
+			*at = model_diff(m, s->req.sector * VBLK_SECTOR_SIZE + off,
+					 s->segs[i].hva, s->segs[i].len);
 			if (*at >= 0) {
 				*at += off;
 				return "data read";
@@ -722,18 +932,27 @@ static void complete(struct __test_metadata *_metadata,
 			       s->req.status, s->want_status, s->req.used_len,
 			       s->want_used, at);
 	}
+	if (self->faults && s->want_status == VIRTIO_BLK_S_OK &&
+	    s->req.status != VIRTIO_BLK_S_OK)
+		self->faulted++;
 	for (i = 0; i < s->n_ext; i++) {
 		const struct extent *e = &s->ext[i];
 		uint8_t *p = self->m->disk + e->sector * VBLK_SECTOR_SIZE;
 
 		lock(self->m, e, -1);
-		if (!e->write || s->req.status != VIRTIO_BLK_S_OK)
+		if (!e->write)
+			continue;
+		/* A failed write may have written any part of its range. */
+		memset(&self->m->unknown[e->sector], s->req.status != VIRTIO_BLK_S_OK,
+		       e->num * sizeof(self->m->unknown[0]));
+		if (s->req.status != VIRTIO_BLK_S_OK)
 			continue;
 		if (s->zero)
 			memset(p, 0, (size_t)e->num * VBLK_SECTOR_SIZE);
 		else
 			vblk_bufs_gather(s->segs, s->req.nsegs, p);
 	}
+	self->completed++;
 	s->free_next = self->free[q];
 	self->free[q] = s;
 	self->inflight--;
@@ -828,15 +1047,20 @@ static void check_device(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(random_mix) *self)
 {
 	uint8_t *data = malloc(DISK_SIZE);
+	unsigned long unknown = 0, s;
 	ssize_t bad;
 
 	ASSERT_NE(NULL, data);
 	ASSERT_EQ(0, vblk_backend_pread(&self->be, data, DISK_SIZE, 0));
-	bad = vblk_mem_diff(self->m->disk, data, DISK_SIZE);
+	bad = model_diff(self->m, 0, data, DISK_SIZE);
 	free(data);
 	ASSERT_EQ(-1, bad) TH_LOG("seed %llu: the device differs at sector %zd",
 				  (unsigned long long)self->seed,
 				  bad / VBLK_SECTOR_SIZE);
+	for (s = 0; s < CAPACITY; s++)
+		unknown += self->m->unknown[s];
+	if (unknown)
+		TH_LOG("%lu sectors not compared: a write to them failed", unknown);
 }
 
 TEST_F_TIMEOUT(random_mix, a_random_mix_of_requests_matches_the_model, 120)
@@ -857,10 +1081,22 @@ TEST_F_TIMEOUT(random_mix, a_random_mix_of_requests_matches_the_model, 120)
 		while (self->dev.queues[q].inflight)
 			reap(_metadata, self, q, true);
 	ASSERT_EQ(0U, self->inflight);
+	/* None lost: every request submitted came back. */
+	ASSERT_EQ(self->nr, self->completed);
 
 	TH_LOG("%lu requests, up to %u in flight", self->nr, self->max_inflight);
 	for (k = 0; k < K_NR; k++)
 		TH_LOG("  %-22s %lu", kind_names[k], self->counts[k]);
+	if (self->faults) {
+		long injected[2];
+
+		faults_stop(self, injected);
+		TH_LOG("faults injected: %ld bios failed, %ld slab allocations failed; %lu requests failed by them",
+		       injected[0], injected[1], self->faulted);
+		EXPECT_LT(0, injected[0]) TH_LOG("fail_make_request never fired");
+		EXPECT_LT(0, injected[1]) TH_LOG("failslab never fired");
+		EXPECT_LT(0UL, self->faulted) TH_LOG("no request failed");
+	}
 	EXPECT_EQ(0UL, self->failures);
 	check_device(_metadata, self);
 }
