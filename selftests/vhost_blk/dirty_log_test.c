@@ -255,6 +255,56 @@ TEST_F(dirty_log, in_marks_exactly_its_data_pages_its_status_byte_and_the_used_r
 	expect_read_marks(_metadata, self, variant, 8, segs, ARRAY_SIZE(segs));
 }
 
+#define FAILSLAB	"/sys/kernel/debug/failslab/"
+
+static int failslab(const char *attr, const char *val)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), FAILSLAB "%s", attr);
+	return vblk_write_file(path, val);
+}
+
+/*
+ * A read whose copy of the log ranges cannot be allocated completes IOERR,
+ * and its status byte is marked all the same: the destination of a
+ * migration must not show the old one. The worker's next slab allocation
+ * is made to fail (failslab, on kernels with fault injection: make
+ * check-debug); that is the copy, the first thing a read allocates.
+ */
+TEST_F(dirty_log, status_byte_is_marked_when_the_log_copy_cannot_be_allocated)
+{
+	struct vblk_buf seg = buf_at(_metadata, self, 0, 0, 4 * KiB);
+	char path[64];
+	struct vblk_req req;
+	pid_t worker;
+	int status;
+
+	if (access(FAILSLAB, F_OK))
+		SKIP(return, "no failslab in this kernel; make check-debug runs it");
+	worker = vblk_vhost_worker(getpid());
+	ASSERT_LT(0, worker);
+	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", (int)worker);
+	ASSERT_EQ(0, failslab("probability", "0"));
+	ASSERT_EQ(0, failslab("task-filter", "Y"));
+	ASSERT_EQ(0, failslab("ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, failslab("cache-filter", "N"));
+	ASSERT_EQ(0, failslab("interval", "1"));
+	ASSERT_EQ(0, failslab("space", "0"));
+	ASSERT_EQ(0, failslab("times", "1"));
+	ASSERT_EQ(0, vblk_write_file(path, "1"));
+	ASSERT_EQ(0, failslab("probability", "100"));
+
+	clear(self);
+	memset(seg.hva, 0, seg.len);
+	status = exec(self, variant, &req, VIRTIO_BLK_T_IN, 8, &seg, 1);
+	failslab("probability", "0");
+	vblk_write_file(path, "0");
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, status);
+	EXPECT_EQ(1U, req.used_len);
+	check_log_of(_metadata, self, &req);
+}
+
 TEST_F(dirty_log, out_marks_only_its_status_byte_and_the_used_ring)
 {
 	struct vblk_buf segs[] = {

@@ -213,40 +213,6 @@ static long fault_times_left(const char *fault)
 	return v;
 }
 
-/* The thread named "vhost-<owner>": the worker of the device @owner owns. */
-static pid_t vhost_worker_of(pid_t owner)
-{
-	char want[32], path[300], comm[32];
-	struct dirent *de;
-	pid_t found = -1;
-	DIR *d;
-
-	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
-	d = opendir("/proc");
-	if (!d)
-		return -1;
-	while (found < 0 && (de = readdir(d))) {
-		ssize_t len;
-		int fd;
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, comm, sizeof(comm) - 1);
-		close(fd);
-		if (len > 0) {
-			comm[len] = 0;
-			if (!strcmp(comm, want))
-				found = atoi(de->d_name);
-		}
-	}
-	closedir(d);
-	return found;
-}
-
 static int set_make_it_fail(const char *dir, const char *name, bool on)
 {
 	char path[300];
@@ -267,7 +233,7 @@ static void faults_start(struct __test_metadata *_metadata,
 
 	snprintf(pct, sizeof(pct), "%u", self->faults);
 	snprintf(times, sizeof(times), "%ld", FAULT_TIMES);
-	self->worker = vhost_worker_of(getpid());
+	self->worker = vblk_vhost_worker(getpid());
 	ASSERT_LT(0, self->worker) TH_LOG("no thread vhost-%d", (int)getpid());
 	snprintf(pid, sizeof(pid), "%d", (int)self->worker);
 

@@ -391,6 +391,8 @@ int vblk_sysfs_u64(const char *disk, const char *attr, uint64_t *val);
 int vblk_child_ioctl(int fd, unsigned long req, void *arg);
 /* Runs a shell command with its output discarded; its exit status. */
 int vblk_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The thread named "vhost-<@owner>", the worker of the devices @owner owns; -1 if none. */
+pid_t vblk_vhost_worker(pid_t owner);
 /* Writes @val to the file @path. */
 int vblk_write_file(const char *path, const char *val);
 

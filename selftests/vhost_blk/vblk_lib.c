@@ -1219,6 +1219,39 @@ int vblk_run(const char *fmt, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+pid_t vblk_vhost_worker(pid_t owner)
+{
+	char want[32], path[300], comm[32];
+	struct dirent *de;
+	pid_t found = -1;
+	DIR *d;
+
+	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
+	d = opendir("/proc");
+	if (!d)
+		return -1;
+	while (found < 0 && (de = readdir(d))) {
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (len > 0) {
+			comm[len] = 0;
+			if (!strcmp(comm, want))
+				found = atoi(de->d_name);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 int vblk_write_file(const char *path, const char *val)
 {
 	size_t len = strlen(val);
