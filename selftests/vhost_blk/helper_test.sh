@@ -77,9 +77,9 @@ echo "TAP version 13"
 check "version names the ABI" 0 '^vhostblk-setup [0-9.]+ \(ABI [0-9]+\)$' "$helper" --version
 check "help lists the commands" 0 'info' "$helper" --help
 check "info reports ABI version and features" 0 \
-	$'^abi_version 1\nfeatures size_max seg_max blk_size flush topology mq write_zeroes log_all indirect_desc event_idx version_1$' "$helper" info
+	$'^abi_version 1\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1$' "$helper" info
 check "info --json is one object with the same" 0 \
-	'^\{"abi_version": 1, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "write_zeroes", "log_all", "indirect_desc", "event_idx", "version_1"\]\}$' \
+	'^\{"abi_version": 1, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\]\}$' \
 	"$helper" info --json
 check "no command is a usage error" 2 '' "$helper"
 check_err "unknown command is a usage error naming it" "unknown command 'frobnicate'" "$helper" frobnicate
