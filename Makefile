@@ -119,6 +119,13 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
+# dirty_log_test with its fault-injection tests, for make check-debug only.
+$(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_test.c \
+		$(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) uapi/linux/vhost_blk.h | kernel-check
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) -DVBLK_FAULT_TESTS -isystem $(KSRC)/tools/testing/selftests \
+		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
+
 # The benchmark driver: the selftests' guest library without a guest.
 $(BENCH): bench/vhostblk-bench.c $(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) \
 		uapi/linux/vhost_blk.h | kernel-check
@@ -167,7 +174,8 @@ check: all qemu
 # lockdep, kmemleak), built once from linux-source into a cache outside the
 # clone (about 20 minutes on 2 cores); see scripts/check-debug. Not part of
 # `make check`.
-check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth
+check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth \
+		$(BUILD)/selftests/vhost_blk/dirty_log_faults
 	@$(TOP)/scripts/check-debug
 
 # Two second-level guests, one after the other, in one boot of the test VM.
