@@ -59,8 +59,29 @@ CMD ?= sh
 PREFIX ?= /usr/local
 DESTDIR ?=
 
+# The DKMS package: its version is dkms.conf's; its files are the module's
+# sources, what builds them there, and nothing else. DKMS is the dkms command
+# (options such as --dkmstree may follow), DKMS_SOURCETREE where the sources
+# go (/usr/src/vhost-blk-<version>).
+DKMS ?= dkms
+DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' $(TOP)/dkms.conf)
+DKMS_SOURCETREE ?= /usr/src
+DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h \
+	$(filter-out %.mod.c,$(wildcard kernel/*.c)) $(wildcard kernel/*.h)
+DKMS_SCRIPTS := scripts/dkms-build scripts/kernel-env
+
+# dkms_stage DIR: the DKMS source tree in DIR, exactly DKMS_FILES and
+# DKMS_SCRIPTS.
+define dkms_stage
+	@echo "  DKMS-SRC $(1)"
+	@rm -rf $(1) && mkdir -p $(1)
+	@cd $(TOP) && for f in $(DKMS_FILES); do install -D -m 0644 $$f $(1)/$$f || exit 1; done
+	@cd $(TOP) && for f in $(DKMS_SCRIPTS); do install -D -m 0755 $$f $(1)/$$f || exit 1; done
+endef
+
 .PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check check-debug lint \
-	demo bench vm-run vm-shell install clean help
+	demo bench vm-run vm-shell install install-helper dkms-install dkms-remove \
+	clean help
 
 all: module helper selftests guest $(BENCH)
 
@@ -75,6 +96,9 @@ help:
 	@echo 'make vm-shell   interactive shell in the test VM'
 	@echo "make vm-run CMD='...'  run one command in the test VM"
 	@echo 'make install    install module, helper and man page on this host'
+	@echo 'make install-helper  the helper, its man page and files alone (with dkms-install)'
+	@echo 'make dkms-install    (root) the module under DKMS in /usr/src/vhost-blk-$(DKMS_VERSION), built for KVER'
+	@echo 'make dkms-remove     (root) remove it from DKMS and /usr/src'
 	@echo "kernel: KVER=$(KVER) KDIR=$(KDIR) KSRC=$(KSRC)"
 
 deps:
@@ -194,9 +218,12 @@ vm-run: all
 vm-shell: all
 	@$(VM) shell --kver $(KVER)
 
-install: all
+install: all install-helper
 	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_PATH=$(DESTDIR) modules_install
 	depmod $(if $(DESTDIR),-b $(DESTDIR)) -a $(KVER)
+
+# Everything of `make install` but the module (which dkms-install installs).
+install-helper: $(HELPER)
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/sbin/vhostblk-setup
 	install -D -m 0644 helper/vhostblk-setup.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man8/vhostblk-setup.8
@@ -208,6 +235,27 @@ install: all
 		$(DESTDIR)/etc/systemd/system/vhostblk@.service
 	install -D -m 0644 helper/60-vhost-blk.rules \
 		$(DESTDIR)/etc/udev/rules.d/60-vhost-blk.rules
+
+# The module under DKMS, which rebuilds it when a new kernel is installed:
+# the sources into /usr/src/vhost-blk-VERSION, then dkms add, build and
+# install for KVER. A version already added is removed first, so this also
+# updates it.
+dkms-install:
+	@test "$$(id -u)" = 0 || { echo "dkms-install: run as root" >&2; exit 1; }
+	@command -v $(firstword $(DKMS)) >/dev/null || \
+		{ echo "dkms-install: dkms is not installed; apt-get install dkms" >&2; exit 1; }
+	if [ -n "$$($(DKMS) status -m vhost-blk -v $(DKMS_VERSION))" ]; then \
+		$(DKMS) remove -m vhost-blk -v $(DKMS_VERSION) --all; fi
+	$(call dkms_stage,$(DKMS_SOURCETREE)/vhost-blk-$(DKMS_VERSION))
+	$(DKMS) add -m vhost-blk -v $(DKMS_VERSION)
+	$(DKMS) build -m vhost-blk -v $(DKMS_VERSION) -k $(KVER)
+	$(DKMS) install -m vhost-blk -v $(DKMS_VERSION) -k $(KVER)
+
+dkms-remove:
+	@test "$$(id -u)" = 0 || { echo "dkms-remove: run as root" >&2; exit 1; }
+	if [ -n "$$($(DKMS) status -m vhost-blk -v $(DKMS_VERSION))" ]; then \
+		$(DKMS) remove -m vhost-blk -v $(DKMS_VERSION) --all; fi
+	rm -rf $(DKMS_SOURCETREE)/vhost-blk-$(DKMS_VERSION)
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
