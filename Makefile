@@ -69,6 +69,10 @@ DKMS_SOURCETREE ?= /usr/src
 DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h \
 	$(filter-out %.mod.c,$(wildcard kernel/*.c)) $(wildcard kernel/*.h)
 DKMS_SCRIPTS := scripts/dkms-build scripts/kernel-env
+# make dkms-check: the kernels to build for (default: all with headers) and
+# its TAP file.
+KVERS ?=
+DKMS_TAP ?= $(BUILD)/check/results/dkms.tap
 
 # dkms_stage DIR: the DKMS source tree in DIR, exactly DKMS_FILES and
 # DKMS_SCRIPTS.
@@ -80,7 +84,7 @@ define dkms_stage
 endef
 
 .PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check check-debug lint \
-	demo bench vm-run vm-shell install install-helper dkms-install dkms-remove \
+	demo bench vm-run vm-shell install install-helper dkms-install dkms-remove dkms-check \
 	clean help
 
 all: module helper selftests guest $(BENCH)
@@ -99,6 +103,7 @@ help:
 	@echo 'make install-helper  the helper, its man page and files alone (with dkms-install)'
 	@echo 'make dkms-install    (root) the module under DKMS in /usr/src/vhost-blk-$(DKMS_VERSION), built for KVER'
 	@echo 'make dkms-remove     (root) remove it from DKMS and /usr/src'
+	@echo 'make dkms-check      build with dkms for every kernel with headers (KVERS=) into build/dkms/'
 	@echo "kernel: KVER=$(KVER) KDIR=$(KDIR) KSRC=$(KSRC)"
 
 deps:
@@ -257,7 +262,14 @@ dkms-remove:
 		$(DKMS) remove -m vhost-blk -v $(DKMS_VERSION) --all; fi
 	rm -rf $(DKMS_SOURCETREE)/vhost-blk-$(DKMS_VERSION)
 
+# dkms build for each kernel, as a kernel upgrade runs it, in a DKMS tree
+# under build/dkms/ (the system's is left alone); the modules are copied to
+# build/dkms/<kver>/vhost_blk.ko, the results are TAP in DKMS_TAP.
+dkms-check:
+	$(call dkms_stage,$(BUILD)/dkms/src/vhost-blk-$(DKMS_VERSION))
+	@$(TOP)/scripts/dkms-check $(DKMS_TAP) $(BUILD)/dkms $(DKMS_VERSION) $(KVERS)
+
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean 2>/dev/null
 	rm -rf $(BUILD)/helper $(BUILD)/selftests $(BUILD)/bench $(BUILD)/guest $(BUILD)/check $(BUILD)/vm \
-		$(BUILD)/debug $(BUILD)/check-debug
+		$(BUILD)/debug $(BUILD)/check-debug $(BUILD)/dkms
