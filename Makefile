@@ -9,6 +9,10 @@
 #   KSRC  kernel source tree with drivers/vhost/vhost.h, the kselftest harness
 #         and checkpatch; by default the matching Debian linux-source package,
 #         extracted (in part) under build/
+#   KVERS the kernels `make modules`, `make check` and `make dkms-check` build
+#         for and test: every installed kernel with headers and image,
+#         oldest first
+#         (`make deps` installs Debian's 6.1 and 6.12)
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(TOP)/build
@@ -17,6 +21,10 @@ ifeq ($(origin KVER),undefined)
 KVER := $(shell $(TOP)/scripts/kernel-env select)
 endif
 KDIR ?= /lib/modules/$(KVER)/build
+KVERS ?= $(shell $(TOP)/scripts/kernel-env list)
+# The kernel whose test VM boots the second-level guests in `make check`:
+# KVER when it is tested, else the newest of KVERS.
+NESTED_KVER := $(if $(filter $(KVER),$(KVERS)),$(KVER),$(lastword $(KVERS)))
 
 # Debian version of the source to extract; empty until `make deps` ran.
 ifeq ($(origin KSRC),undefined)
@@ -26,11 +34,6 @@ KSRC_VERSION := $(shell dpkg-query -W -f='$${Version}' linux-source-$(KSRC_SERIE
 KSRC := $(BUILD)/linux-source-$(KSRC_VERSION)
 KSRC_STAMP := $(KSRC)/.extracted
 KSRC_CHECK := $(KSRC)
-KSRC_MEMBERS := drivers/vhost/*.h \
-		tools/testing/selftests/kselftest.h \
-		tools/testing/selftests/kselftest_harness.h \
-		scripts/checkpatch.pl scripts/spelling.txt \
-		scripts/const_structs.checkpatch
 else
 KSRC_STAMP :=
 KSRC_CHECK := $(KSRC)
@@ -69,10 +72,8 @@ DKMS_SOURCETREE ?= /usr/src
 DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h \
 	$(filter-out %.mod.c,$(wildcard kernel/*.c)) $(wildcard kernel/*.h)
 DKMS_SCRIPTS := scripts/dkms-build scripts/kernel-env
-# make dkms-check: the kernels to build for (default: all with headers) and
-# its TAP file.
-KVERS ?=
-DKMS_TAP ?= $(BUILD)/check/results/dkms.tap
+# make dkms-check's TAP file.
+DKMS_TAP ?= $(BUILD)/check/host/results/dkms.tap
 
 # dkms_stage DIR: the DKMS source tree in DIR, exactly DKMS_FILES and
 # DKMS_SCRIPTS.
@@ -83,7 +84,7 @@ define dkms_stage
 	@cd $(TOP) && for f in $(DKMS_SCRIPTS); do install -D -m 0755 $$f $(1)/$$f || exit 1; done
 endef
 
-.PHONY: all deps kernel-check module helper selftests guest guest-fio qemu check check-debug lint \
+.PHONY: all deps kernel-check module modules helper selftests guest guest-fio qemu check check-debug lint \
 	demo bench vm-run vm-shell install install-helper dkms-install dkms-remove dkms-check \
 	clean help
 
@@ -92,7 +93,8 @@ all: module helper selftests guest $(BENCH)
 help:
 	@echo 'make deps       install packages (apt-get) and extract kernel sources'
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
-	@echo 'make check      build, lint, boot the test VM, run every suite'
+	@echo 'make modules    vhost_blk.ko for every kernel of KVERS, in build/kmod/KVER/'
+	@echo 'make check      build, lint, boot the test VM once per kernel of KVERS, run the suites'
 	@echo 'make check-debug  the fast suites and a fault-injection run on a KASAN/lockdep/kmemleak kernel'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
 	@echo 'make qemu       QEMU 7.2 with -device vhost-blk-pci (patches/qemu) into build/qemu/'
@@ -103,8 +105,9 @@ help:
 	@echo 'make install-helper  the helper, its man page and files alone (with dkms-install)'
 	@echo 'make dkms-install    (root) the module under DKMS in /usr/src/vhost-blk-$(DKMS_VERSION), built for KVER'
 	@echo 'make dkms-remove     (root) remove it from DKMS and /usr/src'
-	@echo 'make dkms-check      build with dkms for every kernel with headers (KVERS=) into build/dkms/'
+	@echo 'make dkms-check      dkms build for every kernel of KVERS into build/dkms/, TAP in DKMS_TAP'
 	@echo "kernel: KVER=$(KVER) KDIR=$(KDIR) KSRC=$(KSRC)"
+	@echo "tested: KVERS=$(KVERS) (second-level guests on $(NESTED_KVER))"
 
 deps:
 	$(TOP)/scripts/install-deps
@@ -116,13 +119,7 @@ kernel-check: $(KSRC_STAMP)
 
 ifneq ($(KSRC_STAMP),)
 $(KSRC_STAMP): $(KSRC_TARBALL)
-	@v=$$($(TOP)/scripts/kernel-env check "$(KVER)" "$(KDIR)") || exit 1; \
-	 test "$$v" = "$(KSRC_VERSION)" || { echo "linux-source changed while make ran" >&2; exit 1; }
-	@echo "  EXTRACT $(KSRC)"
-	@rm -rf $(KSRC) && mkdir -p $(KSRC)
-	@tar -xJf $< -C $(KSRC) --strip-components=1 --wildcards \
-		$(addprefix linux-source-$(KSRC_SERIES)/,$(KSRC_MEMBERS))
-	@touch $@
+	@$(TOP)/scripts/kernel-env source "$(KVER)" "$(KSRC)"
 
 $(KSRC_TARBALL):
 	@echo "$@: missing; run 'make deps'" >&2; exit 1
@@ -130,6 +127,10 @@ endif
 
 module: kernel-check
 	$(MAKE) $(KBUILD_ARGS) modules
+
+# One module per kernel, each in its own copy of the sources.
+modules:
+	@for k in $(KVERS); do $(TOP)/scripts/build-module $$k || exit 1; done
 
 helper: $(HELPER)
 
@@ -190,14 +191,10 @@ qemu:
 lint: kernel-check
 	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
 
-check: all qemu
-	@rm -rf $(BUILD)/check && mkdir -p $(BUILD)/check/results
-	@$(TOP)/scripts/lint $(BUILD)/check/results "$(KSRC)" $(KBUILD_ARGS)
-	@$(TOP)/helper/fuzz/run-fuzz $(BUILD)/check/results || true
-	@$(VM) run --kver $(KVER) --timeout 2400 --log $(BUILD)/check/console.log \
-		-- selftests/run-suites $(BUILD)/check/results; \
-	 echo $$? > $(BUILD)/check/vm-status
-	@$(TOP)/scripts/check-report $(BUILD)/check
+# Lint and a boot of the test VM per kernel of KVERS; see scripts/check.
+check: all qemu modules
+	@$(if $(filter $(NESTED_KVER),$(KVER)),,$(MAKE) guest KVER=$(NESTED_KVER))
+	@NESTED_KVER=$(NESTED_KVER) $(TOP)/scripts/check $(KVERS)
 
 # The fast suites and a fault-injection run on a debug kernel (KASAN,
 # lockdep, kmemleak), built once from linux-source into a cache outside the
@@ -262,9 +259,9 @@ dkms-remove:
 		$(DKMS) remove -m vhost-blk -v $(DKMS_VERSION) --all; fi
 	rm -rf $(DKMS_SOURCETREE)/vhost-blk-$(DKMS_VERSION)
 
-# dkms build for each kernel, as a kernel upgrade runs it, in a DKMS tree
-# under build/dkms/ (the system's is left alone); the modules are copied to
-# build/dkms/<kver>/vhost_blk.ko, the results are TAP in DKMS_TAP.
+# dkms build for each kernel of KVERS, as a kernel upgrade runs it, in a DKMS
+# tree under build/dkms/ (the system's is left alone); the modules are copied
+# to build/dkms/<kver>/vhost_blk.ko, the results are TAP in DKMS_TAP.
 dkms-check:
 	$(call dkms_stage,$(BUILD)/dkms/src/vhost-blk-$(DKMS_VERSION))
 	@$(TOP)/scripts/dkms-check $(DKMS_TAP) $(BUILD)/dkms $(DKMS_VERSION) $(KVERS)

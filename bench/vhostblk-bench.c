@@ -10,7 +10,8 @@
  *
  *   vhostblk-bench (--device DEV | --vhost-user SOCKET)
  *                  [--rw randread|randwrite|read|write] [--bs BYTES]
- *                  [--depth N] [--queues N] [--seconds N] [--watch PID]...
+ *                  [--depth N] [--queues N] [--queue-workers] [--seconds N]
+ *                  [--watch PID]...
  *
  * One thread per queue keeps DEPTH requests in flight until the time is up.
  * Prints one JSON object: IOPS, bandwidth, mean and p99 latency (from the
@@ -18,7 +19,9 @@
  * the run by this process ("cpu_driver_s", the guest driver's share) and by
  * the device side ("cpu_device_s"): each --watch process (a vhost-user
  * back-end) and the vhost worker threads of this process and of the watched
- * ones (kernel threads named "vhost-<owner pid>"), and of it the watched
+ * ones (threads named "vhost-<owner pid>": kernel threads before Linux 6.4,
+ * threads of the owner since, then left out of the owner's own share), and
+ * with --queue-workers one per queue (--device, Linux 6.5). Of it the watched
  * processes' own threads alone ("cpu_daemon_s": a back-end's share outside
  * the kernel's worker). The device side's threads are sampled while the
  * device is open: a worker ends with its device.
@@ -48,6 +51,7 @@ struct bench_opts {
 	unsigned int bs;
 	unsigned int depth;
 	unsigned int queues;
+	bool queue_workers;	/* --device: a worker per queue (Linux 6.5) */
 	unsigned int seconds;
 	pid_t watch[8];
 	unsigned int nwatch;
@@ -156,15 +160,21 @@ static void *queue_thread(void *arg)
 	return NULL;
 }
 
-/* CPU ticks (user + system) of task @pid; 0 if it is gone. */
-static uint64_t task_ticks(pid_t pid)
+/*
+ * CPU ticks (user + system) of process @pid, all its threads, or with
+ * @thread of that thread alone; 0 if it is gone.
+ */
+static uint64_t task_ticks(pid_t pid, bool thread)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut, st;
 	FILE *f;
 	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (thread)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
@@ -179,42 +189,32 @@ static uint64_t task_ticks(pid_t pid)
 	return ut + st;
 }
 
-/* Ticks of the kernel threads named "vhost-<owner>" (a device's worker). */
+/*
+ * Ticks of the threads named "vhost-<owner>", a device's workers: kernel
+ * threads before Linux 6.4, threads of @owner since.
+ */
 static uint64_t worker_ticks(pid_t owner)
 {
-	char want[32], path[300], comm[32];
+	pid_t tids[VHOST_BLK_MAX_QUEUES + 1];
+	unsigned int n, i;
 	uint64_t ticks = 0;
-	struct dirent *de;
-	DIR *d;
-	FILE *f;
 
-	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
-	d = opendir("/proc");
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
-			ticks += task_ticks(atoi(de->d_name));
-		fclose(f);
-	}
-	closedir(d);
+	n = vblk_vhost_workers(owner, tids, VHOST_BLK_MAX_QUEUES + 1);
+	for (i = 0; i < n && i <= VHOST_BLK_MAX_QUEUES; i++)
+		ticks += task_ticks(tids[i], true);
 	return ticks;
 }
 
-/* CPU ticks so far of the watched processes' own threads. */
+/* CPU ticks so far of the watched processes' own threads, not their workers. */
 static uint64_t daemon_ticks(const struct bench_opts *o)
 {
-	uint64_t ticks = 0;
+	uint64_t ticks = 0, own;
 	unsigned int i;
 
-	for (i = 0; i < o->nwatch; i++)
-		ticks += task_ticks(o->watch[i]);
+	for (i = 0; i < o->nwatch; i++) {
+		own = task_ticks(o->watch[i], false) - worker_ticks(o->watch[i]);
+		ticks += (int64_t)own > 0 ? own : 0;
+	}
 	return ticks;
 }
 
@@ -250,7 +250,8 @@ static int usage(FILE *f, int status)
 	fprintf(f,
 		"usage: vhostblk-bench (--device DEV | --vhost-user SOCKET)\n"
 		"                      [--rw randread|randwrite|read|write] [--bs BYTES]\n"
-		"                      [--depth N] [--queues N] [--seconds N] [--watch PID]...\n");
+		"                      [--depth N] [--queues N] [--queue-workers] [--seconds N]\n"
+		"                      [--watch PID]...\n");
 	return status;
 }
 
@@ -282,6 +283,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "queues", required_argument, NULL, 'n' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "watch", required_argument, NULL, 'w' },
+		{ "queue-workers", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -297,6 +299,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'u':
 			o->socket = optarg;
+			break;
+		case 'W':
+			o->queue_workers = true;
 			break;
 		case 'r':
 			o->random = !strncmp(optarg, "rand", 4);
@@ -347,6 +352,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		usage(stderr, 0);
 		return -1;
 	}
+	if (o->queue_workers && !o->device) {
+		fprintf(stderr, "vhostblk-bench: --queue-workers: only with --device (a vhost-user back-end makes its own workers)\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -380,6 +389,7 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 		.queue_size = ring_size(o->depth),
 		.mem_size = (size_t)o->queues * o->depth * o->bs + (16UL << 20),
 		.nregions = 1,
+		.queue_workers = o->queue_workers,
 	};
 	struct vhost_blk_config cfg;
 	int ret;
@@ -419,7 +429,7 @@ int main(int argc, char **argv)
 	pthread_t threads[VHOST_BLK_MAX_QUEUES];
 	uint64_t start, elapsed, total = 0, sum = 0, *all, dev_ticks, dmn_ticks;
 	double driver_s;
-	unsigned int qi, i;
+	unsigned int qi, i, workers;
 	size_t n;
 	int ret;
 
@@ -457,7 +467,8 @@ int main(int argc, char **argv)
 		if (ret)
 			break;
 	}
-	driver_s = rusage_s();
+	/* This process's workers are its threads since 6.4: not the driver's. */
+	driver_s = rusage_s() - (double)worker_ticks(getpid()) / sysconf(_SC_CLK_TCK);
 	dev_ticks = device_ticks(&o);
 	dmn_ticks = daemon_ticks(&o);
 	start = now_ns();
@@ -469,9 +480,14 @@ int main(int argc, char **argv)
 	while (qi--)
 		pthread_join(threads[qi], NULL);
 	elapsed = now_ns() - start;
-	driver_s = rusage_s() - driver_s;
+	driver_s = rusage_s() - (double)worker_ticks(getpid()) / sysconf(_SC_CLK_TCK) -
+		   driver_s;
 	dev_ticks = device_ticks(&o) - dev_ticks;
 	dmn_ticks = daemon_ticks(&o) - dmn_ticks;
+	/* The device side's workers, while it is open. */
+	workers = vblk_vhost_workers(getpid(), NULL, 0);
+	for (qi = 0; qi < o.nwatch; qi++)
+		workers += vblk_vhost_workers(o.watch[qi], NULL, 0);
 	for (qi = 0; qi < o.queues && !ret; qi++) {
 		ret = bqs[qi].err;
 		total += bqs[qi].nlat;
@@ -494,13 +510,13 @@ int main(int argc, char **argv)
 	qsort(all, total, sizeof(*all), cmp_u64);
 	printf("{\"ios\": %" PRIu64 ", \"seconds\": %.3f, \"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_mean_us\": %.1f, \"lat_p99_us\": %.1f, \"cpu_driver_s\": %.3f, "
-	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f}\n",
+	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f, \"workers\": %u}\n",
 	       total, elapsed / 1e9, total / (elapsed / 1e9),
 	       total * (double)o.bs / (1 << 20) / (elapsed / 1e9),
 	       total ? sum / 1e3 / total : 0.0,
 	       total ? all[(total - 1) * 99 / 100] / 1e3 : 0.0,
 	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK),
-	       (double)dmn_ticks / sysconf(_SC_CLK_TCK));
+	       (double)dmn_ticks / sysconf(_SC_CLK_TCK), workers);
 	free(all);
 out:
 	for (qi = 0; qi < o.queues; qi++) {

@@ -48,7 +48,7 @@ struct vhost_blk_backend *vhost_blk_backend_open(int fd)
 		goto fail;
 	}
 	be->file = file;
-	be->bdev = I_BDEV(file->f_mapping->host);
+	be->bdev = vhost_blk_file_bdev(file);
 	return be;
 fail:
 	fput(file);
@@ -152,7 +152,6 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 	config->alignment_offset = align > 0 ? align / lbs : 0;
 	config->min_io_size = cpu_to_le16(min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX));
 	config->opt_io_size = cpu_to_le32(bdev_io_opt(bdev) / lbs);
-	config->num_queues = cpu_to_le16(VHOST_BLK_MAX_QUEUES);
 
 	config->max_discard_sectors = cpu_to_le32(bdev_max_discard_sectors(bdev));
 	config->max_discard_seg = cpu_to_le32(VHOST_BLK_MAX_RANGE_SEGS);

@@ -51,6 +51,25 @@ MODULE_PARM_DESC(queue_mem_kb,
 		 "KiB of request memory (bounce pages, large bio_vec tables, log copies) per queue; default 16384");
 
 /**
+ * vhost_blk_lock() - take the device mutex, once the device has its queues
+ * @blk: the device
+ *
+ * Until the first VHOST_SET_OWNER the device has neither queues nor owner,
+ * and every ioctl that needs them fails as it does for a caller that is
+ * not the owner.
+ *
+ * Return: 0 with dev.mutex held, or -EPERM.
+ */
+static int vhost_blk_lock(struct vhost_blk *blk)
+{
+	/* Pairs with the store-release in vhost_blk_init_queues(). */
+	if (!smp_load_acquire(&blk->ready))
+		return -EPERM;
+	mutex_lock(&blk->dev.mutex);
+	return 0;
+}
+
+/**
  * vhost_blk_start_vq() - serve a queue from the attached backend
  * @bvq: the queue; skipped unless its ring is set up
  *
@@ -77,6 +96,7 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	bvq->mem_budget = (size_t)READ_ONCE(vhost_blk_queue_mem_kb) * SZ_1K;
 	bvq->mem_used = 0;
 	bvq->mem_wanted = 0;
+	bvq->orphaned = false;
 	vhost_vq_set_backend(vq, bvq->blk->backend);
 	ret = vhost_vq_init_access(vq);
 	if (ret) {
@@ -96,9 +116,10 @@ out:
  * vhost_blk_stop_vq() - stop taking requests and drain the queue
  * @bvq: the queue
  *
- * Returns once every request taken from the avail ring is in the used ring.
- * Caller holds dev.mutex, not the queue mutex: the worker needs it to
- * complete the requests in flight.
+ * Returns once every request taken from the avail ring is in the used ring,
+ * or, when the queue's worker died with its owner, once every request's
+ * I/O ended and what it held is released. Caller holds dev.mutex, not the
+ * queue mutex: the worker needs it to complete the requests in flight.
  */
 static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
 {
@@ -108,7 +129,14 @@ static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
 	vhost_vq_set_backend(vq, NULL);
 	mutex_unlock(&vq->mutex);
 
-	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+	for (;;) {
+		wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight) ||
+			       (READ_ONCE(bvq->orphaned) &&
+				!llist_empty(&bvq->completed)));
+		if (!atomic_read(&bvq->inflight))
+			break;
+		vhost_blk_drop_orphans(bvq);
+	}
 
 	mutex_lock(&vq->mutex);
 	kvfree(bvq->reqs);
@@ -118,9 +146,9 @@ static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
 
 static void vhost_blk_stop(struct vhost_blk *blk)
 {
-	int i;
+	unsigned int i;
 
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+	for (i = 0; i < blk->nvqs; i++)
 		vhost_blk_stop_vq(&blk->vqs[i]);
 	/* Bio completions may still be inside vhost_blk_req_done(). */
 	synchronize_rcu();
@@ -128,9 +156,10 @@ static void vhost_blk_stop(struct vhost_blk *blk)
 
 static int vhost_blk_start(struct vhost_blk *blk)
 {
-	int i, ret;
+	unsigned int i;
+	int ret;
 
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+	for (i = 0; i < blk->nvqs; i++) {
 		ret = vhost_blk_start_vq(&blk->vqs[i]);
 		if (ret) {
 			vhost_blk_stop(blk);
@@ -177,7 +206,9 @@ static long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 	struct vhost_blk_backend *be = NULL;
 	long ret;
 
-	mutex_lock(&blk->dev.mutex);
+	ret = vhost_blk_lock(blk);
+	if (ret)
+		return ret;
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
@@ -214,7 +245,9 @@ static long vhost_blk_set_settings(struct vhost_blk *blk, const u8 *serial,
 {
 	long ret;
 
-	mutex_lock(&blk->dev.mutex);
+	ret = vhost_blk_lock(blk);
+	if (ret)
+		return ret;
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
@@ -235,7 +268,8 @@ static u64 vhost_blk_features(struct vhost_blk *blk)
 {
 	u64 features = VHOST_BLK_FEATURES;
 
-	mutex_lock(&blk->dev.mutex);
+	if (vhost_blk_lock(blk))
+		return features;
 	if (blk->backend)
 		features |= vhost_blk_backend_features(blk->backend);
 	if (blk->force_ro)
@@ -258,11 +292,14 @@ static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
 	BUILD_BUG_ON(offsetof(struct vhost_blk_config, secure_erase_sector_alignment) !=
 		     offsetof(struct virtio_blk_config, secure_erase_sector_alignment));
 
-	mutex_lock(&blk->dev.mutex);
-	if (blk->backend)
+	if (vhost_blk_lock(blk))
+		return -ENODEV;
+	if (blk->backend) {
 		vhost_blk_backend_config(blk->backend, &config);
-	else
+		config.num_queues = cpu_to_le16(blk->nvqs);
+	} else {
 		ret = -ENODEV;
+	}
 	mutex_unlock(&blk->dev.mutex);
 	if (!ret && copy_to_user(argp, &config, VHOST_BLK_CONFIG_SIZE))
 		ret = -EFAULT;
@@ -272,14 +309,42 @@ static long vhost_blk_get_config(struct vhost_blk *blk, void __user *argp)
 static int vhost_blk_open(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk;
-	int i;
 
-	/* Large because of the embedded virtqueues: allow vmalloc. */
-	blk = kvzalloc(sizeof(*blk), GFP_KERNEL | __GFP_RETRY_MAYFAIL);
+	blk = kzalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
 	if (!blk)
 		return -ENOMEM;
+	mutex_init(&blk->init_lock);
+	blk->nvqs = VHOST_BLK_DEFAULT_QUEUES;
+	file->private_data = blk;
+	return 0;
+}
 
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+/**
+ * vhost_blk_init_queues() - give the device its queues, once
+ * @blk: the device; caller holds @blk->init_lock
+ *
+ * Allocates @blk->nvqs queues, charged to the caller's memory cgroup, and
+ * sets up the vhost core device over them. Nothing to do once @blk->ready.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+static int vhost_blk_init_queues(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	if (blk->ready)
+		return 0;
+	blk->vqs = kvcalloc(blk->nvqs, sizeof(*blk->vqs), GFP_KERNEL_ACCOUNT);
+	if (!blk->vqs)
+		return -ENOMEM;
+	blk->vq_ptrs = kcalloc(blk->nvqs, sizeof(*blk->vq_ptrs), GFP_KERNEL_ACCOUNT);
+	if (!blk->vq_ptrs) {
+		kvfree(blk->vqs);
+		blk->vqs = NULL;
+		return -ENOMEM;
+	}
+
+	for (i = 0; i < blk->nvqs; i++) {
 		struct vhost_blk_vq *bvq = &blk->vqs[i];
 
 		bvq->blk = blk;
@@ -289,26 +354,49 @@ static int vhost_blk_open(struct inode *inode, struct file *file)
 		atomic_set(&bvq->inflight, 0);
 		blk->vq_ptrs[i] = &bvq->vq;
 	}
-
-	vhost_dev_init(&blk->dev, blk->vq_ptrs, VHOST_BLK_MAX_QUEUES,
+	vhost_dev_init(&blk->dev, blk->vq_ptrs, blk->nvqs,
 		       UIO_MAXIOV, VHOST_BLK_PKT_WEIGHT, VHOST_BLK_BYTE_WEIGHT,
 		       true, NULL);
-
-	file->private_data = blk;
+	/* Pairs with the load-acquire in vhost_blk_lock(). */
+	smp_store_release(&blk->ready, true);
 	return 0;
+}
+
+/* VHOST_BLK_SET_NUM_QUEUES: only before the queues exist. */
+static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
+{
+	long ret = 0;
+	u32 num;
+
+	if (get_user(num, argp))
+		return -EFAULT;
+	if (!num || num > VHOST_BLK_MAX_QUEUES)
+		return -EINVAL;
+	mutex_lock(&blk->init_lock);
+	if (blk->ready)
+		ret = -EBUSY;
+	else
+		blk->nvqs = num;
+	mutex_unlock(&blk->init_lock);
+	return ret;
 }
 
 static int vhost_blk_release(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk = file->private_data;
 
-	mutex_lock(&blk->dev.mutex);
-	vhost_blk_detach(blk);
-	mutex_unlock(&blk->dev.mutex);
-	vhost_dev_stop(&blk->dev);
-	vhost_dev_cleanup(&blk->dev);
+	/* The last reference: no ioctl runs, @ready cannot change. */
+	if (blk->ready) {
+		mutex_lock(&blk->dev.mutex);
+		vhost_blk_detach(blk);
+		mutex_unlock(&blk->dev.mutex);
+		vhost_dev_stop(&blk->dev);
+		vhost_dev_cleanup(&blk->dev);
+	}
 	mem_cgroup_put(blk->memcg);
-	kvfree(blk);
+	kfree(blk->vq_ptrs);
+	kvfree(blk->vqs);
+	kfree(blk);
 	return 0;
 }
 
@@ -325,14 +413,16 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
  */
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 {
+	unsigned int i;
 	bool restart;
 	long ret;
-	int i;
 
 	if (features & ~(VHOST_BLK_FEATURES | VHOST_BLK_BACKEND_FEATURES))
 		return -EOPNOTSUPP;
 
-	mutex_lock(&blk->dev.mutex);
+	ret = vhost_blk_lock(blk);
+	if (ret)
+		return ret;
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
@@ -350,7 +440,7 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 				   BIT_ULL(VHOST_F_LOG_ALL));
 	if (restart)
 		vhost_blk_stop(blk);
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+	for (i = 0; i < blk->nvqs; i++) {
 		mutex_lock(&blk->vqs[i].vq.mutex);
 		blk->vqs[i].vq.acked_features = features;
 		mutex_unlock(&blk->vqs[i].vq.mutex);
@@ -375,7 +465,9 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	struct vhost_iotlb *umem;
 	long ret;
 
-	mutex_lock(&blk->dev.mutex);
+	ret = vhost_blk_lock(blk);
+	if (ret)
+		return ret;
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
@@ -394,10 +486,19 @@ out:
 	return ret;
 }
 
-/* VHOST_SET_OWNER, and the owner's memory cgroup for what requests allocate. */
+/*
+ * VHOST_SET_OWNER, after the queues are set up, and the owner's memory
+ * cgroup for what requests allocate.
+ */
 static long vhost_blk_set_owner(struct vhost_blk *blk, void __user *argp)
 {
 	long ret;
+
+	mutex_lock(&blk->init_lock);
+	ret = vhost_blk_init_queues(blk);
+	mutex_unlock(&blk->init_lock);
+	if (ret)
+		return ret;
 
 	mutex_lock(&blk->dev.mutex);
 	ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_OWNER, argp);
@@ -416,7 +517,9 @@ static long vhost_blk_set_mem_table(struct vhost_blk *blk, void __user *argp)
 {
 	long ret, err;
 
-	mutex_lock(&blk->dev.mutex);
+	ret = vhost_blk_lock(blk);
+	if (ret)
+		return ret;
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
@@ -448,7 +551,9 @@ static long vhost_blk_core_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		return vhost_blk_set_mem_table(blk, argp);
 	case VHOST_SET_LOG_BASE:
 	case VHOST_SET_LOG_FD:
-		mutex_lock(&blk->dev.mutex);
+		ret = vhost_blk_lock(blk);
+		if (ret)
+			return ret;
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
@@ -464,14 +569,24 @@ static long vhost_blk_core_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
 	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
 		/* The core checks the owner in vhost_dev_ioctl() only. */
-		mutex_lock(&blk->dev.mutex);
+		ret = vhost_blk_lock(blk);
+		if (ret)
+			return ret;
 		ret = vhost_dev_check_owner(&blk->dev);
 		if (!ret)
 			ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
 	default:
-		return -ENOIOCTLCMD;
+		/* Workers for the queues (6.5), checked by the core. */
+		if (!vhost_blk_is_worker_ioctl(ioctl))
+			return -ENOIOCTLCMD;
+		ret = vhost_blk_lock(blk);
+		if (ret)
+			return ret;
+		ret = vhost_blk_worker_ioctl(&blk->dev, ioctl, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
 	}
 }
 
@@ -504,7 +619,9 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 			return -EFAULT;
 		if (features)
 			return -EOPNOTSUPP;
-		mutex_lock(&blk->dev.mutex);
+		ret = vhost_blk_lock(blk);
+		if (ret)
+			return ret;
 		ret = vhost_dev_check_owner(&blk->dev);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
@@ -518,6 +635,8 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 		return vhost_blk_set_backend(blk, backend.fd);
 	case VHOST_BLK_GET_CONFIG:
 		return vhost_blk_get_config(blk, argp);
+	case VHOST_BLK_SET_NUM_QUEUES:
+		return vhost_blk_set_num_queues(blk, argp);
 	case VHOST_BLK_SET_SERIAL:
 		if (copy_from_user(serial, argp, sizeof(serial)))
 			return -EFAULT;

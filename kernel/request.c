@@ -69,7 +69,11 @@ static void vhost_blk_req_done(struct vhost_blk_req *req)
 	 */
 	rcu_read_lock();
 	llist_add(&req->node, &bvq->completed);
-	vhost_work_queue(&bvq->blk->dev, &bvq->complete_work);
+	if (unlikely(!vhost_blk_vq_work_queue(&bvq->vq, &bvq->complete_work))) {
+		/* The worker died with its owner: stop finishes the request. */
+		WRITE_ONCE(bvq->orphaned, true);
+		wake_up_var(&bvq->inflight);
+	}
 	rcu_read_unlock();
 }
 
@@ -128,7 +132,7 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 	unsigned int i;
 
 	if (req->bounce_iov) {
-		iov_iter_init(&iter, READ, req->bounce_iov, req->bounce_nr, req->written);
+		iov_iter_init(&iter, ITER_DEST, req->bounce_iov, req->bounce_nr, req->written);
 		for (i = 0; i < req->nvecs && req->status == VIRTIO_BLK_S_OK; i++)
 			if (copy_page_to_iter(req->bvecs[i].bv_page, 0,
 					      req->bvecs[i].bv_len, &iter) != req->bvecs[i].bv_len)
@@ -165,7 +169,7 @@ static int vhost_blk_pin_pages(struct vhost_blk_req *req, struct iov_iter *data)
 {
 	unsigned int gup_flags = req->to_guest ? FOLL_WRITE : 0;
 	size_t skip = data->iov_offset, left = iov_iter_count(data);
-	const struct iovec *iov = data->iov;
+	const struct iovec *iov = iter_iov(data);
 	struct page *pages[VHOST_BLK_PIN_BATCH];
 	int ret, i, n;
 
@@ -233,7 +237,7 @@ static int vhost_blk_bounce_pages(struct vhost_blk_req *req, struct iov_iter *da
 		}
 	}
 	if (req->to_guest) {
-		req->bounce_iov = kmemdup(data->iov, data->nr_segs * sizeof(*data->iov),
+		req->bounce_iov = kmemdup(iter_iov(data), data->nr_segs * sizeof(struct iovec),
 					  VHOST_BLK_GFP);
 		if (!req->bounce_iov)
 			goto nomem;
@@ -269,7 +273,7 @@ static bool vhost_blk_rw_ok(const struct vhost_blk_backend *be, u64 sector,
 	    data->nr_segs > VHOST_BLK_SEG_MAX)
 		return false;
 	for (i = 0; i < data->nr_segs; i++, skip = 0)
-		if (data->iov[i].iov_len - skip > VHOST_BLK_SIZE_MAX)
+		if (iter_iov(data)[i].iov_len - skip > VHOST_BLK_SIZE_MAX)
 			return false;
 	return true;
 }
@@ -346,7 +350,7 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 	req->bio.bi_vcnt = req->nvecs;
 	req->bio.bi_iter.bi_size = len;
 	req->bio.bi_iter.bi_sector = sector;
-	bio_set_flag(&req->bio, BIO_NO_PAGE_REF);
+	vhost_blk_bio_keep_pages(&req->bio);
 	vhost_blk_submit(req, &req->bio);
 	return VHOST_BLK_IN_FLIGHT;
 }
@@ -590,8 +594,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 		req->logged = vhost_blk_status_log(req, log, log_num);
 	in_len--;
 
-	iov_iter_init(&hdr_iter, WRITE, vq->iov, out, out_len);
-	iov_iter_init(&in_iter, READ, vq->iov + out, in, in_len);
+	iov_iter_init(&hdr_iter, ITER_SOURCE, vq->iov, out, out_len);
+	iov_iter_init(&in_iter, ITER_DEST, vq->iov + out, in, in_len);
 	if (copy_from_iter(&hdr, sizeof(hdr), &hdr_iter) != sizeof(hdr))
 		goto start;
 	type = vhost32_to_cpu(vq, hdr.type);
@@ -815,5 +819,43 @@ void vhost_blk_complete_work(struct vhost_work *work)
 	mutex_unlock(&vq->mutex);
 
 	if (atomic_sub_and_test(total + n, &bvq->inflight))
+		wake_up_var(&bvq->inflight);
+}
+
+/**
+ * vhost_blk_drop_orphans() - finish the completed requests no worker will
+ * @bvq: the queue, being stopped, whose worker is gone (@bvq->orphaned)
+ *
+ * Since 6.4 the workers are threads of the owner and die with it; the
+ * completions that could not be queued after that wait in @bvq->completed.
+ * Nobody is left to read the rings and the owner's memory may be gone, so
+ * nothing reaches guest memory: no status byte, no bounce copy, no dirty
+ * log, no used ring entry. The pages are released and the budget given
+ * back, so the device can be torn down. Runs in the stopping task.
+ */
+void vhost_blk_drop_orphans(struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vhost_blk_req *req, *tmp;
+	struct llist_node *done;
+	int n = 0;
+
+	done = llist_del_all(&bvq->completed);
+	if (!done)
+		return;
+
+	mutex_lock(&vq->mutex);
+	llist_for_each_entry_safe(req, tmp, done, node) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		req->status_addr = NULL;
+		req->logged = false;
+		kfree(req->log);
+		req->log = NULL;
+		vhost_blk_req_finish(req);
+		n++;
+	}
+	mutex_unlock(&vq->mutex);
+
+	if (atomic_sub_and_test(n, &bvq->inflight))
 		wake_up_var(&bvq->inflight);
 }

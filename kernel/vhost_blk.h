@@ -14,6 +14,7 @@
 #include <linux/llist.h>
 #include <linux/vhost_blk.h>
 
+#include "compat.h"
 #include "vhost.h"
 
 /* Pages of a request that fit the preallocated bio and page array. */
@@ -102,6 +103,8 @@ struct vhost_blk_req {
  * @complete_work: reports @completed in the used ring, on the worker
  * @inflight: requests taken from the avail ring and not yet in the used
  *            ring; stop waits for zero
+ * @orphaned: a completion found the queue without a worker (its owner was
+ *            killed, 6.4 and later): stop finishes what is left itself
  * @mem_budget: bytes the requests in flight may hold in bounce pages,
  *              bio_vec tables and log copies (module parameter
  *              queue_mem_kb, read at start)
@@ -120,12 +123,19 @@ struct vhost_blk_vq {
 	struct llist_head completed;
 	struct vhost_work complete_work;
 	atomic_t inflight;
+	bool orphaned;
 };
 
 /**
  * struct vhost_blk - one virtio-blk device, the state of one open file
- * @dev: the vhost core device; its mutex serialises every ioctl
- * @vqs: the virtqueues
+ * @dev: the vhost core device; once @ready, its mutex serialises every
+ *       ioctl
+ * @init_lock: serialises VHOST_BLK_SET_NUM_QUEUES with the setup of the
+ *             queues
+ * @nvqs: the number of virtqueues; @init_lock until @ready, then fixed
+ * @ready: @vqs and @dev are set up; set once, by the first VHOST_SET_OWNER
+ *         (store-release, read with load-acquire), until release
+ * @vqs: the virtqueues, @nvqs of them
  * @vq_ptrs: the array of @vqs pointers the core indexes
  * @backend: the attached block device or NULL; dev.mutex
  * @force_ro: VHOST_BLK_SET_READ_ONLY
@@ -136,12 +146,16 @@ struct vhost_blk_vq {
  * @force_ro, @serial and @memcg change under dev.mutex and only while every
  * queue is stopped, so the worker reads them under its queue mutex alone.
  *
- * Allocated in open and freed in release: nothing outlives the file.
+ * Allocated in open, the queues at the first VHOST_SET_OWNER, all freed in
+ * release: nothing outlives the file.
  */
 struct vhost_blk {
 	struct vhost_dev dev;
-	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
-	struct vhost_virtqueue *vq_ptrs[VHOST_BLK_MAX_QUEUES];
+	struct mutex init_lock;	/* serialises the setup of the queues */
+	unsigned int nvqs;
+	bool ready;
+	struct vhost_blk_vq *vqs;
+	struct vhost_virtqueue **vq_ptrs;
 	struct vhost_blk_backend *backend;
 	bool force_ro;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
@@ -164,5 +178,6 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 /* request.c */
 void vhost_blk_handle_kick(struct vhost_work *work);
 void vhost_blk_complete_work(struct vhost_work *work);
+void vhost_blk_drop_orphans(struct vhost_blk_vq *bvq);
 
 #endif /* _VHOST_BLK_H */

@@ -132,14 +132,14 @@ TEST_F(config, topology_matches_the_backend_in_logical_blocks)
 		  le32toh(cfg.opt_io_size));
 }
 
-TEST_F(config, seg_max_size_max_and_num_queues_are_the_uapi_constants)
+TEST_F(config, seg_max_size_max_and_the_default_num_queues_are_the_uapi_constants)
 {
 	struct vhost_blk_config cfg;
 
 	ASSERT_EQ(0, vblk_dev_get_config(&self->dev, &cfg));
 	EXPECT_EQ((uint32_t)VHOST_BLK_SEG_MAX, le32toh(cfg.seg_max));
 	EXPECT_EQ((uint32_t)VHOST_BLK_SIZE_MAX, le32toh(cfg.size_max));
-	EXPECT_EQ((uint16_t)VHOST_BLK_MAX_QUEUES, le16toh(cfg.num_queues));
+	EXPECT_EQ((uint16_t)VHOST_BLK_DEFAULT_QUEUES, le16toh(cfg.num_queues));
 	/* Legacy fields are not used. */
 	EXPECT_EQ(0U, cfg.geometry_cylinders | cfg.geometry_heads |
 		      cfg.geometry_sectors);

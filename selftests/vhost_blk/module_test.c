@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <linux/vhost_blk.h>
@@ -251,9 +253,59 @@ TEST_F(device, reset_owner_allows_a_new_owner)
 	EXPECT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
 }
 
+/* Whether the running kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned int major, unsigned int minor)
+{
+	struct utsname u;
+	unsigned int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/*
+ * The module serves the vhost core's worker ioctls where the core has them
+ * (Linux 6.5, found by kernel/Kbuild in the headers) and calls them
+ * unknown elsewhere.
+ */
+TEST_F(device, worker_ioctls_exist_from_linux_6_5_and_are_unknown_before)
+{
+	struct vhost_vring_worker vw = { .index = 0 };
+	struct vhost_worker_state w = { 0 };
+	unsigned int first;
+
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
+	if (!kernel_at_least(6, 5)) {
+		EXPECT_EQ(-1, ioctl(self->fd, VHOST_NEW_WORKER, &w));
+		EXPECT_EQ(ENOTTY, errno);
+		EXPECT_EQ(-1, ioctl(self->fd, VHOST_GET_VRING_WORKER, &vw));
+		EXPECT_EQ(ENOTTY, errno);
+		return;
+	}
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_GET_VRING_WORKER, &vw));
+	first = vw.worker_id;
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_NEW_WORKER, &w));
+	EXPECT_NE(first, w.worker_id);
+	vw.worker_id = w.worker_id;
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_ATTACH_VRING_WORKER, &vw));
+	vw.worker_id = first;
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_ATTACH_VRING_WORKER, &vw));
+	EXPECT_EQ(0, ioctl(self->fd, VHOST_FREE_WORKER, &w));
+}
+
+TEST_F(device, worker_ioctls_before_set_owner_fail_eperm)
+{
+	struct vhost_worker_state w = { 0 };
+
+	EXPECT_EQ(-1, ioctl(self->fd, VHOST_NEW_WORKER, &w));
+	EXPECT_EQ(kernel_at_least(6, 5) ? EPERM : ENOTTY, errno);
+}
+
 /* The numbers frontends are built with; they must never change. */
 TEST(ioctl_numbers_are_the_published_ones)
 {
+	EXPECT_EQ(0x4004aff3U, VHOST_BLK_SET_NUM_QUEUES);
 	EXPECT_EQ(0x4008afffU, VHOST_BLK_SET_BACKEND);
 	EXPECT_EQ(0x4014affeU, VHOST_BLK_SET_SERIAL);
 	EXPECT_EQ(0x8004aff0U, VHOST_BLK_GET_ABI_VERSION);

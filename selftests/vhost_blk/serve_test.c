@@ -168,13 +168,24 @@ FIXTURE_SETUP(serve)
 	self->idle_fds = fd_count(self->srv.pid);
 }
 
+/*
+ * Whether the running test has failed so far: the harness keeps it in
+ * exit_code since Linux 6.9 (which also brought FIXTURE_TEARDOWN_PARENT),
+ * in passed before; the selftests build with either.
+ */
+#ifdef FIXTURE_TEARDOWN_PARENT
+#define VBLK_TEST_FAILED(m)	(!__test_passed(m))
+#else
+#define VBLK_TEST_FAILED(m)	(!(m)->passed)
+#endif
+
 FIXTURE_TEARDOWN(serve)
 {
 	char cg[128];
 
 	vu_frontend_close(&self->fe);
 	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
-	if (!_metadata->passed) {
+	if (VBLK_TEST_FAILED(_metadata)) {
 		static char log[LOG_SIZE];
 
 		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));

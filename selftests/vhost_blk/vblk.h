@@ -255,6 +255,16 @@ struct vblk_opts {
 	unsigned int queue_size;	/* 0 = VBLK_QUEUE_SIZE */
 	size_t mem_size;	/* 0 = VBLK_MEM_SIZE */
 	unsigned int nregions;	/* 0 = 2 */
+	/*
+	 * A worker of its own for every queue (VHOST_NEW_WORKER), where the
+	 * kernel has worker ioctls (Linux 6.5); one for the device elsewhere.
+	 */
+	bool queue_workers;
+	/*
+	 * The device gets exactly nqueues queues (VHOST_BLK_SET_NUM_QUEUES);
+	 * otherwise it has VHOST_BLK_DEFAULT_QUEUES, or nqueues when more.
+	 */
+	bool exact_queues;
 };
 
 struct vblk_dev {
@@ -264,6 +274,7 @@ struct vblk_dev {
 	struct vblk_mem mem;
 	struct vblk_queue queues[VHOST_BLK_MAX_QUEUES];
 	unsigned int nqueues;
+	unsigned int nworkers;	/* made by vblk_opts.queue_workers */
 	int timeout_ms;		/* for the synchronous calls */
 	bool logging;		/* VHOST_F_LOG_ALL acknowledged */
 	uint8_t *log;		/* dirty bitmap, from the first log start */
@@ -287,6 +298,16 @@ int vblk_dev_start(struct vblk_dev *dev, const struct vblk_opts *opts,
 void vblk_dev_close(struct vblk_dev *dev);
 
 int vblk_dev_set_features(struct vblk_dev *dev, uint64_t features);
+/* VHOST_NEW_WORKER: a new worker thread of the owner, its id in @id. */
+int vblk_dev_new_worker(struct vblk_dev *dev, unsigned int *id);
+/* VHOST_FREE_WORKER. */
+int vblk_dev_free_worker(struct vblk_dev *dev, unsigned int id);
+/* VHOST_ATTACH_VRING_WORKER: queue @index runs on worker @id from now on. */
+int vblk_queue_attach_worker(struct vblk_dev *dev, unsigned int index,
+			     unsigned int id);
+/* VHOST_GET_VRING_WORKER: the worker of queue @index, in @id. */
+int vblk_queue_get_worker(struct vblk_dev *dev, unsigned int index,
+			  unsigned int *id);
 int vblk_dev_get_features(struct vblk_dev *dev, uint64_t *features);
 int vblk_dev_set_mem_table(struct vblk_dev *dev);
 /*
@@ -391,7 +412,13 @@ int vblk_sysfs_u64(const char *disk, const char *attr, uint64_t *val);
 int vblk_child_ioctl(int fd, unsigned long req, void *arg);
 /* Runs a shell command with its output discarded; its exit status. */
 int vblk_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The thread named "vhost-<@owner>", the worker of the devices @owner owns; -1 if none. */
+/*
+ * The threads named "vhost-<@owner>", the workers of the devices @owner
+ * owns: kernel threads before Linux 6.4, threads of @owner since. Returns
+ * how many there are and stores up to @max of their ids in @tids.
+ */
+unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max);
+/* The first of them; -1 if none. */
 pid_t vblk_vhost_worker(pid_t owner);
 /* Writes @val to the file @path. */
 int vblk_write_file(const char *path, const char *val);

@@ -754,6 +754,42 @@ int vblk_dev_set_features(struct vblk_dev *dev, uint64_t features)
 	return ret;
 }
 
+int vblk_dev_new_worker(struct vblk_dev *dev, unsigned int *id)
+{
+	struct vhost_worker_state w = { 0 };
+	int ret = dev_ioctl(dev, VHOST_NEW_WORKER, &w);
+
+	if (!ret)
+		*id = w.worker_id;
+	return ret;
+}
+
+int vblk_dev_free_worker(struct vblk_dev *dev, unsigned int id)
+{
+	struct vhost_worker_state w = { .worker_id = id };
+
+	return dev_ioctl(dev, VHOST_FREE_WORKER, &w);
+}
+
+int vblk_queue_attach_worker(struct vblk_dev *dev, unsigned int index,
+			     unsigned int id)
+{
+	struct vhost_vring_worker w = { .index = index, .worker_id = id };
+
+	return dev_ioctl(dev, VHOST_ATTACH_VRING_WORKER, &w);
+}
+
+int vblk_queue_get_worker(struct vblk_dev *dev, unsigned int index,
+			  unsigned int *id)
+{
+	struct vhost_vring_worker w = { .index = index };
+	int ret = dev_ioctl(dev, VHOST_GET_VRING_WORKER, &w);
+
+	if (!ret)
+		*id = w.worker_id;
+	return ret;
+}
+
 int vblk_dev_get_features(struct vblk_dev *dev, uint64_t *features)
 {
 	return ioctl(dev->fd, VHOST_GET_FEATURES, features) ? neg_errno() : 0;
@@ -908,6 +944,12 @@ int vblk_dev_setup(struct vblk_dev *dev, const struct vblk_opts *opts)
 	ret = vblk_dev_open(dev);
 	if (ret)
 		return ret;
+	/* More queues than a device has by default: ask for them first. */
+	if (nqueues > VHOST_BLK_DEFAULT_QUEUES || opts->exact_queues) {
+		ret = dev_ioctl(dev, VHOST_BLK_SET_NUM_QUEUES, &nqueues);
+		if (ret)
+			goto fail;
+	}
 	ret = dev_ioctl(dev, VHOST_SET_OWNER, NULL);
 	if (ret)
 		goto fail;
@@ -928,6 +970,19 @@ int vblk_dev_setup(struct vblk_dev *dev, const struct vblk_opts *opts)
 		ret = vblk_queue_setup(dev, i, qsize);
 		if (ret)
 			goto fail;
+	}
+	for (i = 0; opts->queue_workers && i < nqueues; i++) {
+		unsigned int id;
+
+		ret = vblk_dev_new_worker(dev, &id);
+		/* A kernel with one worker per device. */
+		if (ret == -ENOTTY && !i)
+			break;
+		if (!ret)
+			ret = vblk_queue_attach_worker(dev, i, id);
+		if (ret)
+			goto fail;
+		dev->nworkers++;
 	}
 	return 0;
 fail:
@@ -1219,37 +1274,59 @@ int vblk_run(const char *fmt, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-pid_t vblk_vhost_worker(pid_t owner)
+/* Adds to @tids (up to @max) the threads in @dir/<id>/comm named @want. */
+static unsigned int scan_comm(const char *dir, const char *want, pid_t *tids,
+			      unsigned int n, unsigned int max)
 {
-	char want[32], path[300], comm[32];
+	char path[300], comm[32];
 	struct dirent *de;
-	pid_t found = -1;
 	DIR *d;
 
-	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
-	d = opendir("/proc");
+	d = opendir(dir);
 	if (!d)
-		return -1;
-	while (found < 0 && (de = readdir(d))) {
+		return n;
+	while ((de = readdir(d))) {
 		ssize_t len;
 		int fd;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, de->d_name);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		len = read(fd, comm, sizeof(comm) - 1);
 		close(fd);
-		if (len > 0) {
-			comm[len] = 0;
-			if (!strcmp(comm, want))
-				found = atoi(de->d_name);
-		}
+		if (len <= 0)
+			continue;
+		comm[len] = 0;
+		if (strcmp(comm, want))
+			continue;
+		if (n < max)
+			tids[n] = atoi(de->d_name);
+		n++;
 	}
 	closedir(d);
-	return found;
+	return n;
+}
+
+unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max)
+{
+	char want[32], dir[64];
+	unsigned int n;
+
+	snprintf(want, sizeof(want), "vhost-%d\n", (int)owner);
+	/* Kernel threads before Linux 6.4, threads of the owner since. */
+	n = scan_comm("/proc", want, tids, 0, max);
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)owner);
+	return scan_comm(dir, want, tids, n, max);
+}
+
+pid_t vblk_vhost_worker(pid_t owner)
+{
+	pid_t tid;
+
+	return vblk_vhost_workers(owner, &tid, 1) ? tid : -1;
 }
 
 int vblk_write_file(const char *path, const char *val)

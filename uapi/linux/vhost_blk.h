@@ -24,11 +24,14 @@
  *
  * 1: the ioctls of this header, requests IN, OUT, FLUSH, GET_ID, DISCARD,
  *    WRITE_ZEROES and SECURE_ERASE.
+ * 2: VHOST_BLK_SET_NUM_QUEUES, up to 64 queues.
  */
-#define VHOST_BLK_ABI_VERSION		1
+#define VHOST_BLK_ABI_VERSION		2
 
-/* Largest number of virtqueues a device serves. */
-#define VHOST_BLK_MAX_QUEUES		16
+/* Largest number of virtqueues a device serves (VHOST_BLK_SET_NUM_QUEUES). */
+#define VHOST_BLK_MAX_QUEUES		64
+/* Virtqueues of a device whose owner set no number (every ABI 1 device). */
+#define VHOST_BLK_DEFAULT_QUEUES	16
 /* Data segments per request (config seg_max). */
 #define VHOST_BLK_SEG_MAX		254
 /* Bytes per data segment (config size_max). */
@@ -98,6 +101,13 @@ struct vhost_blk_config {
 #define VHOST_BLK_SET_SERIAL		_IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
 
 /*
+ * Sets the number of virtqueues, 1 to VHOST_BLK_MAX_QUEUES (EINVAL
+ * otherwise), before VHOST_SET_OWNER (EBUSY after): the queues are
+ * allocated then, so a device costs memory for the queues it has. Without
+ * it a device has VHOST_BLK_DEFAULT_QUEUES. Since ABI version 2.
+ */
+#define VHOST_BLK_SET_NUM_QUEUES	_IOW(VHOST_VIRTIO, 0xF3, __u32)
+/*
  * Attaches the block device open as .fd and starts every virtqueue that is
  * set up; .index is ignored. .fd = -1 stops the device: it takes no more
  * requests, waits for every request in flight, reports each in the used
@@ -105,5 +115,27 @@ struct vhost_blk_config {
  * first stops the device the same way.
  */
 #define VHOST_BLK_SET_BACKEND		_IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)
+
+
+#if !defined(__KERNEL__) && !defined(VHOST_NEW_WORKER)
+/*
+ * The vhost core's worker ioctls (Linux 6.5 and later; /dev/vhost-blk
+ * answers them where the kernel has them, ENOTTY elsewhere), for programs
+ * built against C library headers older than that.
+ */
+struct vhost_worker_state {
+	unsigned int worker_id;
+};
+
+struct vhost_vring_worker {
+	unsigned int index;
+	unsigned int worker_id;
+};
+
+#define VHOST_NEW_WORKER		_IOR(VHOST_VIRTIO, 0x8, struct vhost_worker_state)
+#define VHOST_FREE_WORKER		_IOW(VHOST_VIRTIO, 0x9, struct vhost_worker_state)
+#define VHOST_ATTACH_VRING_WORKER	_IOW(VHOST_VIRTIO, 0x15, struct vhost_vring_worker)
+#define VHOST_GET_VRING_WORKER		_IOWR(VHOST_VIRTIO, 0x16, struct vhost_vring_worker)
+#endif
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */
