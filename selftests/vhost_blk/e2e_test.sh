@@ -109,9 +109,8 @@ g=$work/boot1
 guest_start "$g" "$mem" "e2e.sh first" $(qemu_disk rw --num-queues 2) $(qemu_disk ro --id ro)
 guest_wait "$g" '^IO-START' "$boot_secs"
 ok $? "guest boots with two vhost-user-blk disks" "$g" || exit 1
-helper_start=$(cpu_ticks "$rw_pid")
-worker=$(grep -lx "vhost-$rw_pid" /proc/[0-9]*/comm | cut -d/ -f3)
-worker_start=$(cpu_ticks "$worker")
+helper_start=$(own_ticks "$rw_pid")
+worker_start=$(workers_ticks "$rw_pid")
 
 # 2 x 64 MiB = 131072 sectors; 16 MiB = 32768.
 grep -qx "PROPS vda size=131072 lbs=512 ro=0 serial=$serial queues=2" "$g/out"
@@ -121,8 +120,8 @@ ok $? "guest sees the read-only disk as read-only, with its serial" "$g"
 
 guest_wait "$g" '^IO-END' 300
 ok $? "guest's I/O phase ends" "$g"
-helper_used=$(($(cpu_ticks "$rw_pid") - helper_start))
-worker_used=$(($(cpu_ticks "$worker") - worker_start))
+helper_used=$(($(own_ticks "$rw_pid") - helper_start))
+worker_used=$(($(workers_ticks "$rw_pid") - worker_start))
 echo "# during the I/O: helper $helper_used ticks, vhost worker $worker_used ticks"
 grep -qx "WRITE-Q0 0" "$g/out" && grep -qx "WRITE-Q1 0" "$g/out"
 ok $? "guest writes 4 MiB from each CPU without error" "$g"

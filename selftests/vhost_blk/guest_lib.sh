@@ -142,10 +142,37 @@ wait_socket() {
 	return 1
 }
 
-# cpu_ticks PID: CPU time (user + system, in clock ticks) of a process or
-# thread.
+# cpu_ticks PID: CPU time (user + system, in clock ticks) of a process, or
+# with PID/task/TID of one of its threads.
 cpu_ticks() {
 	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# vhost_workers OWNER: the vhost workers of the devices OWNER owns, one per
+# line, as cpu_ticks takes them: kernel threads (PID) before Linux 6.4,
+# threads of OWNER (OWNER/task/TID) since.
+vhost_workers() {
+	grep -lx "vhost-$1" /proc/[0-9]*/comm /proc/"$1"/task/*/comm 2> /dev/null |
+		sed 's|^/proc/||; s|/comm$||'
+}
+
+# workers_ticks OWNER: the CPU ticks of OWNER's vhost workers together.
+workers_ticks() {
+	local w total=0
+	for w in $(vhost_workers "$1"); do
+		total=$((total + $(cpu_ticks "$w")))
+	done
+	echo "$total"
+}
+
+# own_ticks PID: the CPU ticks of a process without its vhost workers.
+own_ticks() {
+	local w total
+	total=$(cpu_ticks "$1")
+	for w in $(vhost_workers "$1"); do
+		[[ $w == "$1"/task/* ]] && total=$((total - $(cpu_ticks "$w")))
+	done
+	echo "$total"
 }
 
 # monitor_start DIR: the QEMU options of a human monitor on FIFOs in DIR,

@@ -177,8 +177,7 @@ guest_wait "$g" '^IO-START' "$boot_secs"
 ok $? "guest boots with two vhost-blk-pci disks from exec" "$g" || exit 1
 [ "$(devices)" = $((base + 2)) ]
 ok $? "QEMU holds one module device per disk"
-worker=$(grep -lx "vhost-$(guest_pid "$g")" /proc/[0-9]*/comm | head -n 1 | cut -d/ -f3)
-worker_start=$(cpu_ticks "$worker")
+worker_start=$(workers_ticks "$(guest_pid "$g")")
 
 grep -qx "PROPS vda size=131072 lbs=512 ro=0 serial=$serial queues=2" "$g/out"
 ok $? "guest sees the read-write disk's size, block size, serial and two queues" "$g"
@@ -187,7 +186,7 @@ ok $? "guest sees the read-only disk as read-only, with its serial and a queue p
 
 guest_wait "$g" '^IO-END' 300
 ok $? "guest's I/O phase ends" "$g"
-worker_used=$(($(cpu_ticks "$worker") - worker_start))
+worker_used=$(($(workers_ticks "$(guest_pid "$g")") - worker_start))
 echo "# during the I/O: vhost worker $worker_used ticks"
 grep -qx "WRITE-Q0 0" "$g/out" && grep -qx "WRITE-Q1 0" "$g/out"
 ok $? "guest writes 4 MiB from each CPU without error" "$g"

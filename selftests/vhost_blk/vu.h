@@ -228,7 +228,10 @@ int vu_server_start(struct vu_server *s, const char *backend,
 int vu_server_stop(struct vu_server *s, int sig, int timeout_ms, int *status);
 /* Its standard error so far, NUL-terminated, in @buf. */
 const char *vu_server_log(struct vu_server *s, char *buf, size_t len);
-/* utime + stime of the server process, in clock ticks. */
+/*
+ * utime + stime of the server process's own threads, in clock ticks: its
+ * vhost workers (threads of it since Linux 6.4) are not counted.
+ */
 int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks);
 
 #endif /* VU_H */

@@ -2,6 +2,7 @@
 /*
  * vu: a vhost-user front-end for the selftests. See vu.h.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -677,14 +678,14 @@ const char *vu_server_log(struct vu_server *s, char *buf, size_t len)
 	return buf;
 }
 
-int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks)
+/* utime + stime of one thread, from its /proc stat file @path. */
+static int thread_ticks(const char *path, uint64_t *ticks)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	unsigned long long utime, stime;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -700,4 +701,38 @@ int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks)
 		return -EPROTO;
 	*ticks = utime + stime;
 	return 0;
+}
+
+int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks)
+{
+	pid_t workers[VHOST_BLK_MAX_QUEUES + 1];
+	unsigned int nworkers, i;
+	char dir[64], path[128];
+	struct dirent *de;
+	uint64_t t = 0;
+	DIR *d;
+	int ret = 0;
+
+	/* Its vhost workers are threads of the process since Linux 6.4. */
+	nworkers = vblk_vhost_workers(s->pid, workers, VHOST_BLK_MAX_QUEUES + 1);
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)s->pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	*ticks = 0;
+	while (!ret && (de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+
+		if (tid <= 0)
+			continue;
+		for (i = 0; i < nworkers && workers[i] != tid; i++)
+			;
+		if (i < nworkers)
+			continue;
+		snprintf(path, sizeof(path), "%s/%d/stat", dir, (int)tid);
+		ret = thread_ticks(path, &t);
+		*ticks += t;
+	}
+	closedir(d);
+	return ret;
 }
