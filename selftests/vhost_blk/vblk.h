@@ -256,8 +256,9 @@ struct vblk_opts {
 	size_t mem_size;	/* 0 = VBLK_MEM_SIZE */
 	unsigned int nregions;	/* 0 = 2 */
 	/*
-	 * A worker of its own for every queue (VHOST_NEW_WORKER), where the
-	 * kernel has worker ioctls (Linux 6.5); one for the device elsewhere.
+	 * A worker of its own for every queue where the kernel has worker
+	 * ioctls (Linux 6.5): queue 0 keeps the device's first worker, the
+	 * others get one each (VHOST_NEW_WORKER); one for the device elsewhere.
 	 */
 	bool queue_workers;
 	/*
@@ -274,7 +275,7 @@ struct vblk_dev {
 	struct vblk_mem mem;
 	struct vblk_queue queues[VHOST_BLK_MAX_QUEUES];
 	unsigned int nqueues;
-	unsigned int nworkers;	/* made by vblk_opts.queue_workers */
+	unsigned int nworkers;	/* VHOST_NEW_WORKER calls of vblk_opts.queue_workers */
 	int timeout_ms;		/* for the synchronous calls */
 	bool logging;		/* VHOST_F_LOG_ALL acknowledged */
 	uint8_t *log;		/* dirty bitmap, from the first log start */

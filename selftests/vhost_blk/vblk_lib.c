@@ -971,12 +971,13 @@ int vblk_dev_setup(struct vblk_dev *dev, const struct vblk_opts *opts)
 		if (ret)
 			goto fail;
 	}
-	for (i = 0; opts->queue_workers && i < nqueues; i++) {
+	/* Queue 0 keeps the worker VHOST_SET_OWNER made. */
+	for (i = 1; opts->queue_workers && i < nqueues; i++) {
 		unsigned int id;
 
 		ret = vblk_dev_new_worker(dev, &id);
 		/* A kernel with one worker per device. */
-		if (ret == -ENOTTY && !i)
+		if (ret == -ENOTTY && i == 1)
 			break;
 		if (!ret)
 			ret = vblk_queue_attach_worker(dev, i, id);
