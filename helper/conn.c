@@ -801,7 +801,7 @@ static int handle_get_config(struct conn *c, struct vu_msg *m)
 	ret = KIOCTL(c, VHOST_BLK_GET_CONFIG, &cfg);
 	if (ret)
 		return ret;
-	/* The kernel says how many it could serve; we serve this many. */
+	/* As many as we serve, also where the kernel has more (ABI 1: 16). */
 	cfg.num_queues = htole16(c->opts->num_queues);
 	memcpy(req->data, (uint8_t *)&cfg + req->offset, req->size);
 	return vu_msg_reply(c->sock, VU_GET_CONFIG, req,
@@ -950,6 +950,7 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 {
 	struct conn *c;
 	const char *why;
+	int ret;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -965,6 +966,14 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 	if (c->kfd < 0) {
 		serve_log(name, "%s: %s: %s; disconnecting", KDEV_PATH, why,
 			  strerror(-c->kfd));
+		goto fail;
+	}
+	/* Exactly the queues served, before the owner: they are allocated then. */
+	ret = kdev_set_num_queues(c->kfd, opts->num_queues, &why);
+	if (ret) {
+		serve_log(name, "%s: %s%s%s; disconnecting", KDEV_PATH, why,
+			  ret == -ENOTTY ? "" : ": ",
+			  ret == -ENOTTY ? "" : strerror(-ret));
 		goto fail;
 	}
 	if (kernel_setup(c)) {

@@ -43,6 +43,14 @@ int kdev_open(const char **why);
 int kdev_open_backend(const char *path, bool read_only, bool shared,
 		      const char **why);
 
+/*
+ * Gives the device open as @fd @num queues (VHOST_BLK_SET_NUM_QUEUES), as
+ * long as it has no owner. A module of ABI version 1 has no such ioctl and
+ * 16 queues per device: 0 then for up to 16, -ENOTTY beyond, with *why the
+ * whole reason. Other errors are the ioctl's, *why its name.
+ */
+int kdev_set_num_queues(int fd, unsigned int num, const char **why);
+
 struct kdev_info {
 	uint32_t abi_version;
 	uint64_t features;

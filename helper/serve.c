@@ -275,7 +275,7 @@ static int signals_fd(sigset_t *old)
 int serve_run(const struct serve_opts *opts)
 {
 	const char *name = opts->socket ? opts->socket : "listening socket";
-	int sigfd, lfd = -1, backend_fd, kfd, status = 1;
+	int sigfd, lfd = -1, backend_fd, kfd, ret, status = 1;
 	struct signalfd_siginfo si;
 	char fdname[32];
 	const char *why;
@@ -291,7 +291,15 @@ int serve_run(const struct serve_opts *opts)
 			strerror(-kfd));
 		goto out_backend;
 	}
+	/* Or if it cannot serve the queues asked for. */
+	ret = kdev_set_num_queues(kfd, opts->num_queues, &why);
 	close(kfd);
+	if (ret) {
+		fprintf(stderr, "vhostblk-setup: serve: --num-queues %u: %s%s%s\n",
+			opts->num_queues, why, ret == -ENOTTY ? "" : ": ",
+			ret == -ENOTTY ? "" : strerror(-ret));
+		goto out_backend;
+	}
 	sigfd = signals_fd(&old);
 	if (sigfd < 0) {
 		fprintf(stderr, "vhostblk-setup: signalfd: %s\n", strerror(errno));

@@ -409,13 +409,13 @@ for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
 check_err "send-fds reports QEMU's refusal of the device" \
 	'^vhostblk-setup send-fds: device_add: no "bus" here$' \
 	"$helper" send-fds --qmp "$qmpsock" --backend "$loop_rw" --id d1 --device-add \
-	--num-queues 2 --serial 'a"b'
+	--num-queues 20 --serial 'a"b'
 wait "$qmp_pid"
-check "send-fds passes both descriptors, adds the device, closes them in QEMU on failure" 0 \
+check "send-fds passes both descriptors, /dev/vhost-blk with the --num-queues, adds the device, closes them in QEMU on failure" 0 \
 	"^qmp_capabilities \{\} -
-getfd \{\"fdname\": \"d1-vhostfd\"\} /dev/vhost-blk
+getfd \{\"fdname\": \"d1-vhostfd\"\} /dev/vhost-blk with 20 queues
 getfd \{\"fdname\": \"d1-backendfd\"\} $loop_rw
-device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 2, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
+device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 20, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
 closefd \{\"fdname\": \"d1-backendfd\"\} -
 closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
 

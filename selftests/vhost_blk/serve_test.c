@@ -1159,4 +1159,83 @@ TEST_F(serve_ro, serial_is_what_get_id_returns)
 	EXPECT_EQ(0xaa, ((uint8_t *)buf.hva)[VIRTIO_BLK_ID_BYTES]);
 }
 
+/* ------------------------------------------------------------------------
+ * More queues than a device has by default
+ */
+
+FIXTURE(serve_mq) {
+	struct vblk_backend be;
+	struct vu_server srv;
+	struct vu_frontend fe;
+};
+
+FIXTURE_SETUP(serve_mq)
+{
+	int ret;
+
+	self->fe.sock = -1;
+	self->srv.pid = -1;
+	self->srv.log_fd = -1;
+	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(serve_mq)
+{
+	vu_frontend_close(&self->fe);
+	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	if (VBLK_TEST_FAILED(_metadata)) {
+		static char log[LOG_SIZE];
+
+		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+	}
+	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+}
+
+/*
+ * Serves the backend with @nqueues queues and connects a front-end with as
+ * many.
+ */
+static void serve_queues(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(serve_mq) *self, unsigned int nqueues)
+{
+	char nq[16];
+	const char *args[] = { "--num-queues", nq, NULL };
+	struct vu_opts opts = { .vblk.nqueues = nqueues };
+	int ret;
+
+	snprintf(nq, sizeof(nq), "%u", nqueues);
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	ASSERT_EQ(0, ret) TH_LOG("starting %s serve: %s",
+				 getenv("VHOSTBLK_SETUP"), strerror(-ret));
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+}
+
+/* Verified round trips through every queue: written on q, read on q + 1. */
+static void io_on_every_queue(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(serve_mq) *self, uint64_t seed)
+{
+	unsigned int q, n = self->fe.dev.nqueues;
+
+	for (q = 0; q < n; q++)
+		round_trip(_metadata, &self->fe, &self->be, q, (q + 1) % n,
+			   q * 256, seed + q);
+}
+
+TEST_F(serve_mq, twenty_queues_serve_verified_io_on_queue_19)
+{
+	const unsigned int n = 20;
+	uint64_t end = self->be.size / VBLK_SECTOR_SIZE - 128;
+
+	serve_queues(_metadata, self, n);
+	/* More than the 16 a device had before VHOST_BLK_SET_NUM_QUEUES. */
+	EXPECT_EQ(n, self->fe.queue_num);
+	EXPECT_EQ(n, le16toh(self->fe.config.num_queues));
+	round_trip(_metadata, &self->fe, &self->be, n - 1, 0, 0, 1);
+	round_trip(_metadata, &self->fe, &self->be, 0, n - 1, 256, 2);
+	round_trip(_metadata, &self->fe, &self->be, n - 1, n - 1, end, 3);
+	io_on_every_queue(_metadata, self, 100);
+}
+
 TEST_HARNESS_MAIN
