@@ -163,6 +163,36 @@ int kdev_set_num_queues(int fd, unsigned int num, const char **why)
 	return -ENOTTY;
 }
 
+int kdev_probe_workers(int fd, enum kdev_workers *workers, const char **why)
+{
+	struct vhost_vring_worker vw = { .index = 0 };
+	struct vhost_worker_state ws = { 0 };
+
+	if (ioctl(fd, VHOST_SET_OWNER)) {
+		*why = "VHOST_SET_OWNER";
+		return -errno;
+	}
+	if (ioctl(fd, VHOST_GET_VRING_WORKER, &vw)) {
+		if (errno != ENOTTY) {
+			*why = "VHOST_GET_VRING_WORKER";
+			return -errno;
+		}
+		*workers = KDEV_WORKERS_ONE;
+		return 0;
+	}
+	/* Freed with the device. */
+	if (ioctl(fd, VHOST_NEW_WORKER, &ws)) {
+		if (errno != EFAULT) {
+			*why = "VHOST_NEW_WORKER";
+			return -errno;
+		}
+		*workers = KDEV_WORKERS_KTHREAD;
+		return 0;
+	}
+	*workers = KDEV_WORKERS_PER_QUEUE;
+	return 0;
+}
+
 int kdev_read_info(struct kdev_info *info, const char **why)
 {
 	int fd, ret = 0;

@@ -41,6 +41,27 @@ check_err() {
 	fi
 }
 
+# check_usage DESC EXPECTED_STDERR_REGEX CMD...: a usage error (status 2), one line.
+check_usage() {
+	local desc=$1 want_err=$2 err rc
+	shift 2
+	n=$((n + 1))
+	err=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" -eq 2 ] && [[ $err =~ $want_err ]] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]; then
+		echo "ok $n $desc"
+	else
+		echo "# status $rc (want 2), stderr: $err"
+		echo "not ok $n $desc"
+		failed=$((failed + 1))
+	fi
+}
+
+# Whether the vhost core gives queues workers of their own (Linux 6.5).
+kernel_has_queue_workers() {
+	[ "$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')" -ge 6005 ]
+}
+
 # A loop device over a sparse file, for check and serve: 64 MiB.
 [ -e /dev/loop-control ] || modprobe loop
 loop_file=$(mktemp /tmp/helper_test.XXXXXX)
@@ -270,6 +291,38 @@ check_err "serve refuses an unknown user to allow" "serve: --allow-uid: 'nosuchu
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --allow-uid nosuchuser
 check_err "--socket-mode does not go with --fd" "serve: --socket-mode and --socket-group go with --socket" \
 	"$helper" serve --backend "$loop_rw" --fd 0 --socket-mode 0660
+# --workers: the vhost workers serving the queues, more than one from Linux
+# 6.5 on; by default one per queue, at most one per online CPU.
+check_usage "serve refuses 0 workers" "serve: --workers: '0' is not a number in 1\.\.64$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers 0
+check_usage "serve refuses a worker count that is not a number" "serve: --workers: 'abc' is not a number" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers abc
+check_usage "serve refuses more workers than queues" \
+	"serve: --workers 5: more workers than the 4 queues of --num-queues$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers 5
+check_usage "serve refuses more workers than the one queue it serves by default" \
+	"serve: --workers 2: more workers than the 1 queue of --num-queues$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --workers 2
+cpus=$(getconf _NPROCESSORS_ONLN)
+if kernel_has_queue_workers; then
+	serve_bg workers --num-queues 4 --workers 4
+	check "serve --workers 4 serves 4 queues on 4 workers" 0 '' \
+		grep -q ": serving $loop_rw, 4 queues, 4 workers\$" "$links/workers.log"
+	kill -TERM "$bg_pid"; wait "$bg_pid"
+	default_workers=$((cpus < 4 ? cpus : 4))
+else
+	check_err "serve --workers 2 is refused at startup where the vhost core has one worker per device" \
+		"^vhostblk-setup: serve: --workers 2: this kernel's vhost core has one worker per device \(per-queue workers need Linux 6\.5 or later\)$" \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/workers.sock" --num-queues 2 --workers 2
+	default_workers=1
+fi
+plural=s
+[ "$default_workers" -eq 1 ] && plural=
+serve_bg workers --num-queues 4
+check "serve without --workers serves 4 queues on $default_workers worker$plural ($cpus CPUs)" 0 '' \
+	grep -q ": serving $loop_rw, 4 queues, $default_workers worker$plural\$" "$links/workers.log"
+check "and its front-end is served" 0 '^features ok$' vu_client "$links/workers.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
 # --user: the descriptors are opened as root, then the helper is the user.
 check_err "serve --user fails when the user cannot open /dev/vhost-blk" \
 	"^vhostblk-setup: /dev/vhost-blk: cannot open as user nobody: Permission denied$" \
@@ -359,7 +412,9 @@ check_err "exec names a program that cannot run" "exec: /nonexistent: No such fi
 	"$helper" exec --backend "$loop_rw" -- /nonexistent %v %b
 
 # send-fds: the command line, then the QMP exchange against a fake QEMU
-# that takes the descriptors and refuses the device.
+# that takes the descriptors, counts the queues of the /dev/vhost-blk one
+# as its owner (VHOST_SET_OWNER, then VHOST_SET_VRING_NUM on each index
+# until one fails), and refuses the device.
 check_err "send-fds needs --qmp, --backend and --id" \
 	"send-fds: --qmp, --backend and --id are required" "$helper" send-fds --backend "$loop_rw"
 check_err "send-fds refuses an id QEMU would refuse" "send-fds: --id: '1d' is not a QEMU id" \
@@ -372,7 +427,18 @@ check_err "send-fds says when QEMU's socket is missing" \
 	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
 qmpsock=$links/qmp.sock
 python3 -c '
-import array, json, os, socket, sys
+import array, fcntl, json, os, socket, struct, sys
+VHOST_SET_OWNER, VHOST_SET_VRING_NUM = 0xaf01, 0x4008af10
+def queues(fd):
+    fcntl.ioctl(fd, VHOST_SET_OWNER)
+    n = 0
+    while n < 256:
+        try:
+            fcntl.ioctl(fd, VHOST_SET_VRING_NUM, struct.pack("II", n, 256))
+        except OSError:
+            break
+        n += 1
+    return n
 path, log = sys.argv[1:]
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
@@ -396,6 +462,8 @@ with open(log, "w") as out:
             name = cmd["execute"]
             args = cmd.get("arguments", {})
             target = os.readlink("/proc/self/fd/%d" % fds[0]) if fds else "-"
+            if target == "/dev/vhost-blk":
+                target += " with %d queues" % queues(fds[0])
             out.write("%s %s %s\n" % (name, json.dumps(args, sort_keys=True), target))
             out.flush()
             c.sendall(b"{\"event\": \"X\", \"data\": {}}\r\n")
