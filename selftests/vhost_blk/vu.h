@@ -228,7 +228,10 @@ int vu_server_start(struct vu_server *s, const char *backend,
 int vu_server_stop(struct vu_server *s, int sig, int timeout_ms, int *status);
 /* Its standard error so far, NUL-terminated, in @buf. */
 const char *vu_server_log(struct vu_server *s, char *buf, size_t len);
-/* utime + stime of the server process, in clock ticks. */
+/*
+ * utime + stime of the server's main thread, in clock ticks: since Linux
+ * 6.4 the vhost workers are threads of the helper too, and serve the I/O.
+ */
 int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks);
 
 #endif /* VU_H */

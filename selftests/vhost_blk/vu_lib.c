@@ -684,7 +684,9 @@ int vu_server_cpu_ticks(struct vu_server *s, uint64_t *ticks)
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
+	/* The main thread's: the process's would count the vhost workers. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)s->pid,
+		 (int)s->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
