@@ -3,10 +3,11 @@
  * conn: one vhost-user front-end connection, the state machine behind
  * `serve`. See conn.h.
  *
- * Per connection the helper opens a fresh /dev/vhost-blk, becomes its owner
- * (the kernel worker then reads and writes guest memory through the
- * helper's mappings), attaches the block device and translates the control
- * messages into vhost ioctls. It never touches the rings itself.
+ * Per connection the helper opens a fresh /dev/vhost-blk with the queues it
+ * serves, becomes its owner (the kernel workers then read and write guest
+ * memory through the helper's mappings), gives the queues their workers,
+ * attaches the block device and translates the control messages into vhost
+ * ioctls. It never touches the rings itself.
  *
  * A ring is "started" when the kernel has its addresses. The helper gives
  * them to the kernel only once the ring is ready (size, addresses, kick fd,
@@ -126,13 +127,53 @@ static int kernel_start(struct conn *c)
 	return kernel_set_backend(c, c->backend_fd);
 }
 
-/* Owner, settings and backend: a device ready for GET_CONFIG. */
+/*
+ * The queues' workers, once the device has its owner: VHOST_SET_OWNER made
+ * one and attached every queue to it; it is worker 0, the others are new,
+ * and queue i runs on worker i % workers. Workers are threads of this
+ * process, in its cgroups. VHOST_RESET_OWNER frees them all: done again
+ * after it.
+ */
+static int kernel_workers(struct conn *c)
+{
+	unsigned int n = c->opts->workers, ids[VHOST_BLK_MAX_QUEUES], i;
+	struct vhost_vring_worker vw = { .index = 0 };
+	int ret;
+
+	if (n <= 1)
+		return 0;
+	ret = KIOCTL(c, VHOST_GET_VRING_WORKER, &vw);
+	ids[0] = vw.worker_id;
+	for (i = 1; i < n && !ret; i++) {
+		struct vhost_worker_state ws = { 0 };
+		int err;
+
+		if (ioctl(c->kfd, VHOST_NEW_WORKER, &ws)) {
+			err = errno;
+			return failf(c, -err, "VHOST_NEW_WORKER: %s",
+				     err == EFAULT ? "refused: the vhost module runs workers as kernel threads (fork_from_owner_default is 0)" :
+				     strerror(err));
+		}
+		ids[i] = ws.worker_id;
+	}
+	for (i = 1; i < c->opts->num_queues && !ret; i++) {
+		if (!(i % n))
+			continue;
+		vw = (struct vhost_vring_worker){ .index = i, .worker_id = ids[i % n] };
+		ret = KIOCTL(c, VHOST_ATTACH_VRING_WORKER, &vw);
+	}
+	return ret;
+}
+
+/* Owner, workers, settings and backend: a device ready for GET_CONFIG. */
 static int kernel_setup(struct conn *c)
 {
 	uint32_t ro = c->opts->read_only;
 	int ret;
 
 	ret = KIOCTL(c, VHOST_SET_OWNER, NULL);
+	if (!ret)
+		ret = kernel_workers(c);
 	if (!ret && c->opts->serial) {
 		char serial[VIRTIO_BLK_ID_BYTES] = { 0 };
 
@@ -801,7 +842,7 @@ static int handle_get_config(struct conn *c, struct vu_msg *m)
 	ret = KIOCTL(c, VHOST_BLK_GET_CONFIG, &cfg);
 	if (ret)
 		return ret;
-	/* The kernel says how many it could serve; we serve this many. */
+	/* As many as we serve, also where the kernel has more (ABI 1: 16). */
 	cfg.num_queues = htole16(c->opts->num_queues);
 	memcpy(req->data, (uint8_t *)&cfg + req->offset, req->size);
 	return vu_msg_reply(c->sock, VU_GET_CONFIG, req,
@@ -950,6 +991,7 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 {
 	struct conn *c;
 	const char *why;
+	int ret;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -965,6 +1007,14 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 	if (c->kfd < 0) {
 		serve_log(name, "%s: %s: %s; disconnecting", KDEV_PATH, why,
 			  strerror(-c->kfd));
+		goto fail;
+	}
+	/* Exactly the queues served, before the owner: they are allocated then. */
+	ret = kdev_set_num_queues(c->kfd, opts->num_queues, &why);
+	if (ret) {
+		serve_log(name, "%s: %s%s%s; disconnecting", KDEV_PATH, why,
+			  ret == -ENOTTY ? "" : ": ",
+			  ret == -ENOTTY ? "" : strerror(-ret));
 		goto fail;
 	}
 	if (kernel_setup(c)) {

@@ -13,8 +13,8 @@ struct conn;
 
 /*
  * Sets up a connection on @sock: a fresh /dev/vhost-blk owned by this
- * process, with the serial, read-only flag and the backend @backend_fd
- * (kept by the caller) of @opts. NULL when that failed: logged, @sock
+ * process, with the queues, workers, serial and read-only flag of @opts and
+ * the backend @backend_fd (kept by the caller). NULL when that failed: logged, @sock
  * closed. @name prefixes the log lines.
  */
 struct conn *conn_open(const struct serve_opts *opts, const char *name,

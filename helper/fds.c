@@ -246,7 +246,7 @@ static void send_fds_usage(void)
 	       "  --shared         open DEV without O_EXCL (by default it is exclusive,\n"
 	       "                   for as long as QEMU holds it)\n"
 	       "  --device-add     add the vhost-blk-pci device too, with:\n"
-	       "  --num-queues N   its virtqueues, 1..%d\n"
+	       "  --num-queues N   its virtqueues, 1..%d (" KDEV_PATH " gets as many)\n"
 	       "  --queue-size N   its virtqueue size, a power of 2 up to 1024\n"
 	       "  --serial S       its serial, up to %d characters\n"
 	       "  -h, --help       this text\n",
@@ -463,6 +463,23 @@ int cmd_send_fds(int argc, char **argv)
 
 	if (disk_open("send-fds", &d))
 		return EXIT_FAIL;
+	/*
+	 * QEMU becomes the owner later; the device gets the queues of the
+	 * device_add before (more than the default 16 need it, fewer cost
+	 * less memory).
+	 */
+	if (o.num_queues) {
+		const char *why;
+
+		ret = kdev_set_num_queues(d.vhost_fd, o.num_queues, &why);
+		if (ret) {
+			fprintf(stderr, HELPER_NAME " send-fds: --num-queues %u: %s%s%s\n",
+				o.num_queues, why, ret == -ENOTTY ? "" : ": ",
+				ret == -ENOTTY ? "" : strerror(-ret));
+			disk_close(&d);
+			return EXIT_FAIL;
+		}
+	}
 	ret = send_fds(&o, &d);
 	/* QEMU holds its own copies now. */
 	disk_close(&d);

@@ -20,6 +20,8 @@
 
 /* How long to wait for the node after loading the module. */
 #define NODE_WAIT_MS	2000
+/* The queues of every device of a module of ABI version 1. */
+#define ABI1_QUEUES	16
 
 /* libkmod prints to stderr by default; we report errors ourselves. */
 static void kmod_quiet(void *data, int priority, const char *file, int line,
@@ -145,6 +147,50 @@ int kdev_open(const char **why)
 	*why = errno == ENOENT ? "module " KDEV_MODULE " loaded but no device node" :
 				 "cannot open";
 	return ret;
+}
+
+int kdev_set_num_queues(int fd, unsigned int num, const char **why)
+{
+	if (!ioctl(fd, VHOST_BLK_SET_NUM_QUEUES, &num))
+		return 0;
+	if (errno != ENOTTY) {
+		*why = "VHOST_BLK_SET_NUM_QUEUES";
+		return -errno;
+	}
+	if (num <= ABI1_QUEUES)
+		return 0;
+	*why = "the loaded vhost_blk module (ABI version 1) serves 16 queues per device";
+	return -ENOTTY;
+}
+
+int kdev_probe_workers(int fd, enum kdev_workers *workers, const char **why)
+{
+	struct vhost_vring_worker vw = { .index = 0 };
+	struct vhost_worker_state ws = { 0 };
+
+	if (ioctl(fd, VHOST_SET_OWNER)) {
+		*why = "VHOST_SET_OWNER";
+		return -errno;
+	}
+	if (ioctl(fd, VHOST_GET_VRING_WORKER, &vw)) {
+		if (errno != ENOTTY) {
+			*why = "VHOST_GET_VRING_WORKER";
+			return -errno;
+		}
+		*workers = KDEV_WORKERS_ONE;
+		return 0;
+	}
+	/* Freed with the device. */
+	if (ioctl(fd, VHOST_NEW_WORKER, &ws)) {
+		if (errno != EFAULT) {
+			*why = "VHOST_NEW_WORKER";
+			return -errno;
+		}
+		*workers = KDEV_WORKERS_KTHREAD;
+		return 0;
+	}
+	*workers = KDEV_WORKERS_PER_QUEUE;
+	return 0;
 }
 
 int kdev_read_info(struct kdev_info *info, const char **why)

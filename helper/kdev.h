@@ -43,6 +43,36 @@ int kdev_open(const char **why);
 int kdev_open_backend(const char *path, bool read_only, bool shared,
 		      const char **why);
 
+/*
+ * Gives the device open as @fd @num queues (VHOST_BLK_SET_NUM_QUEUES), as
+ * long as it has no owner. A module of ABI version 1 has no such ioctl and
+ * 16 queues per device: 0 then for up to 16, -ENOTTY beyond, with *why the
+ * whole reason. Other errors are the ioctl's, *why its name.
+ */
+int kdev_set_num_queues(int fd, unsigned int num, const char **why);
+
+/* What the owner of a device can do about its workers. */
+enum kdev_workers {
+	/* VHOST_NEW_WORKER, VHOST_ATTACH_VRING_WORKER (Linux 6.5 and later) */
+	KDEV_WORKERS_PER_QUEUE,
+	/* one worker per device: the vhost core has no worker ioctls */
+	KDEV_WORKERS_ONE,
+	/*
+	 * the ioctls, but VHOST_NEW_WORKER fails (EFAULT): the vhost module
+	 * runs workers as kernel threads (fork_from_owner_default=0), and
+	 * only adds workers that are threads of the owner
+	 */
+	KDEV_WORKERS_KTHREAD,
+};
+
+/*
+ * Finds out how the vhost core lets an owner give queues workers, by
+ * becoming the owner of the device open as @fd and asking for a queue's
+ * worker and a new one: @fd is good for nothing else afterwards. 0 with
+ * *workers, or a negative errno with *why.
+ */
+int kdev_probe_workers(int fd, enum kdev_workers *workers, const char **why);
+
 struct kdev_info {
 	uint32_t abi_version;
 	uint64_t features;

@@ -272,6 +272,10 @@ static void serve_usage(const char *prog)
 	       "                           (also --socket-path=PATH)\n"
 	       "  --fd N                   listen on the inherited socket N instead\n"
 	       "  --num-queues N           virtqueues offered, 1..%d (default 1)\n"
+	       "  --workers N              kernel worker threads for the queues, up to\n"
+	       "                           --num-queues; queue i runs on worker i %% N\n"
+	       "                           (default: one per queue, at most one per\n"
+	       "                           online CPU; more than one needs Linux 6.5)\n"
 	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
 	       "                           up to %d (default %d)\n"
 	       "  --read-only              serve read-only (DEV is opened read-only)\n"
@@ -297,7 +301,8 @@ int cmd_serve(const char *prog, int argc, char **argv)
 {
 	enum { OPT_BACKEND = 256, OPT_SOCKET, OPT_FD, OPT_QUEUES, OPT_QSIZE,
 	       OPT_RO, OPT_SHARED, OPT_SERIAL, OPT_CAPS, OPT_SOCKET_MODE,
-	       OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_USER };
+	       OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_USER,
+	       OPT_WORKERS };
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "blk-file", required_argument, NULL, OPT_BACKEND },
@@ -305,6 +310,7 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "queue-size", required_argument, NULL, OPT_QSIZE },
 		{ "read-only", no_argument, NULL, OPT_RO },
 		{ "shared", no_argument, NULL, OPT_SHARED },
@@ -347,6 +353,11 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		case OPT_QUEUES:
 			if (parse_uint("serve", "--num-queues", optarg, 1,
 				       VHOST_BLK_MAX_QUEUES, &o.num_queues))
+				return EXIT_USAGE;
+			break;
+		case OPT_WORKERS:
+			if (parse_uint("serve", "--workers", optarg, 1,
+				       VHOST_BLK_MAX_QUEUES, &o.workers))
 				return EXIT_USAGE;
 			break;
 		case OPT_QSIZE:
@@ -418,6 +429,9 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		return usage_error("serve", "give one of --socket (--socket-path) and --fd");
 	if (socket_opts && !o.socket)
 		return usage_error("serve", "--socket-mode and --socket-group go with --socket");
+	if (o.workers > o.num_queues)
+		return usage_error("serve", "--workers %u: more workers than the %u queue%s of --num-queues",
+				   o.workers, o.num_queues, o.num_queues == 1 ? "" : "s");
 	return serve_run(&o);
 }
 
@@ -433,10 +447,10 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  info [--json]         show the ABI version and features of " KDEV_PATH "\n"
 		"  check [--backend DEV] tell what is missing to serve a disk\n"
-		"  serve --backend DEV --socket PATH [--num-queues N] [--queue-size N]\n"
-		"        [--read-only] [--shared] [--serial S] [--socket-mode MODE]\n"
-		"        [--socket-group GROUP] [--allow-uid USER] [--allow-gid GROUP]\n"
-		"        [--user USER]\n"
+		"  serve --backend DEV --socket PATH [--num-queues N] [--workers N]\n"
+		"        [--queue-size N] [--read-only] [--shared] [--serial S]\n"
+		"        [--socket-mode MODE] [--socket-group GROUP] [--allow-uid USER]\n"
+		"        [--allow-gid GROUP] [--user USER]\n"
 		"                        serve DEV to QEMU as a vhost-user-blk back-end\n"
 		"  qemu-args --socket PATH [--num-queues N] [--mem SIZE] [--id ID]\n"
 		"                        print the QEMU options for a disk served at PATH\n"

@@ -272,10 +272,69 @@ static int signals_fd(sigset_t *old)
 	return fd;
 }
 
-int serve_run(const struct serve_opts *opts)
+/* ------------------------------------------------------------------------
+ * Queues and workers
+ */
+
+/*
+ * Checks, on a device of its own (@kfd, good for nothing else afterwards),
+ * that the kernel serves @o's queues, and settles how many workers serve
+ * them: --workers if given, else one per queue up to one per online CPU;
+ * one where the kernel cannot give queues workers of their own. Returns -1
+ * (reported) when it cannot serve what was asked for.
+ */
+static int settle_kernel(struct serve_opts *o, int kfd)
 {
+	bool given = o->workers;
+	enum kdev_workers kind;
+	const char *why;
+	long cpus;
+	int ret;
+
+	ret = kdev_set_num_queues(kfd, o->num_queues, &why);
+	if (ret) {
+		fprintf(stderr, "vhostblk-setup: serve: --num-queues %u: %s%s%s\n",
+			o->num_queues, why, ret == -ENOTTY ? "" : ": ",
+			ret == -ENOTTY ? "" : strerror(-ret));
+		return -1;
+	}
+	if (!given) {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		o->workers = cpus < 1 ? 1 :
+			     cpus < o->num_queues ? (unsigned int)cpus : o->num_queues;
+	}
+	if (o->workers == 1)
+		return 0;
+	ret = kdev_probe_workers(kfd, &kind, &why);
+	if (ret) {
+		fprintf(stderr, "vhostblk-setup: %s: %s: %s\n", KDEV_PATH, why,
+			strerror(-ret));
+		return -1;
+	}
+	if (kind == KDEV_WORKERS_PER_QUEUE)
+		return 0;
+	why = kind == KDEV_WORKERS_ONE ?
+	      "this kernel's vhost core has one worker per device (per-queue workers need Linux 6.5 or later)" :
+	      "the vhost module runs workers as kernel threads (its parameter fork_from_owner_default is 0), and adds workers only as threads of their owner";
+	if (given) {
+		fprintf(stderr, "vhostblk-setup: serve: --workers %u: %s\n",
+			o->workers, why);
+		return -1;
+	}
+	/* The default takes what there is; only the unusual case is told. */
+	if (kind == KDEV_WORKERS_KTHREAD)
+		fprintf(stderr, "vhostblk-setup: serve: one worker for all queues: %s\n",
+			why);
+	o->workers = 1;
+	return 0;
+}
+
+int serve_run(const struct serve_opts *opts_given)
+{
+	struct serve_opts settled = *opts_given;
+	const struct serve_opts *opts = &settled;
 	const char *name = opts->socket ? opts->socket : "listening socket";
-	int sigfd, lfd = -1, backend_fd, kfd, status = 1;
+	int sigfd, lfd = -1, backend_fd, kfd, ret, status = 1;
 	struct signalfd_siginfo si;
 	char fdname[32];
 	const char *why;
@@ -284,14 +343,20 @@ int serve_run(const struct serve_opts *opts)
 	backend_fd = cli_open_backend(opts->backend, opts->read_only, opts->shared);
 	if (backend_fd < 0)
 		return 1;
-	/* Fail now, not at the first connection, if the module is missing. */
+	/*
+	 * Fail now, not at the first connection, if the module is missing or
+	 * cannot serve the queues or workers asked for.
+	 */
 	kfd = kdev_open(&why);
 	if (kfd < 0) {
 		fprintf(stderr, "vhostblk-setup: %s: %s: %s\n", KDEV_PATH, why,
 			strerror(-kfd));
 		goto out_backend;
 	}
+	ret = settle_kernel(&settled, kfd);
 	close(kfd);
+	if (ret)
+		goto out_backend;
 	sigfd = signals_fd(&old);
 	if (sigfd < 0) {
 		fprintf(stderr, "vhostblk-setup: signalfd: %s\n", strerror(errno));
@@ -319,8 +384,9 @@ int serve_run(const struct serve_opts *opts)
 		close(kfd);
 	}
 
-	serve_log(name, "serving %s, %u queue%s%s", opts->backend,
+	serve_log(name, "serving %s, %u queue%s, %u worker%s%s", opts->backend,
 		  opts->num_queues, opts->num_queues == 1 ? "" : "s",
+		  opts->workers, opts->workers == 1 ? "" : "s",
 		  opts->read_only ? ", read-only" : "");
 	for (;;) {
 		struct pollfd pfd[2] = {

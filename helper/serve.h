@@ -22,6 +22,12 @@ struct serve_opts {
 	const char *socket;	/* socket path to create, or NULL */
 	int listen_fd;		/* inherited listening socket, or -1 */
 	unsigned int num_queues;
+	/*
+	 * vhost workers serving the queues, queue i on worker i % workers;
+	 * 0: as many as queues, at most one per online CPU, where the kernel
+	 * can (serve_run() settles it before the first connection).
+	 */
+	unsigned int workers;
 	unsigned int queue_size;	/* largest SET_VRING_NUM accepted */
 	bool read_only;
 	bool shared;		/* open the backend without O_EXCL */

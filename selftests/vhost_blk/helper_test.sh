@@ -41,6 +41,27 @@ check_err() {
 	fi
 }
 
+# check_usage DESC EXPECTED_STDERR_REGEX CMD...: a usage error (status 2), one line.
+check_usage() {
+	local desc=$1 want_err=$2 err rc
+	shift 2
+	n=$((n + 1))
+	err=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" -eq 2 ] && [[ $err =~ $want_err ]] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]; then
+		echo "ok $n $desc"
+	else
+		echo "# status $rc (want 2), stderr: $err"
+		echo "not ok $n $desc"
+		failed=$((failed + 1))
+	fi
+}
+
+# Whether the vhost core gives queues workers of their own (Linux 6.5).
+kernel_has_queue_workers() {
+	[ "$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')" -ge 6005 ]
+}
+
 # A loop device over a sparse file, for check and serve: 64 MiB.
 [ -e /dev/loop-control ] || modprobe loop
 loop_file=$(mktemp /tmp/helper_test.XXXXXX)
@@ -77,9 +98,9 @@ echo "TAP version 13"
 check "version names the ABI" 0 '^vhostblk-setup [0-9.]+ \(ABI [0-9]+\)$' "$helper" --version
 check "help lists the commands" 0 'info' "$helper" --help
 check "info reports ABI version and features" 0 \
-	$'^abi_version 1\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1$' "$helper" info
+	$'^abi_version 2\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1$' "$helper" info
 check "info --json is one object with the same" 0 \
-	'^\{"abi_version": 1, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\]\}$' \
+	'^\{"abi_version": 2, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\]\}$' \
 	"$helper" info --json
 check "no command is a usage error" 2 '' "$helper"
 check_err "unknown command is a usage error naming it" "unknown command 'frobnicate'" "$helper" frobnicate
@@ -91,7 +112,7 @@ done
 check "help lists every command" 0 'check.*serve.*qemu-args.*libvirt-xml' "$helper" --help
 
 check "check passes with the module loaded" 0 \
-	$'^ok   module vhost_blk: loaded\nok   /dev/vhost-blk: accessible, ABI version 1$' "$helper" check
+	$'^ok   module vhost_blk: loaded\nok   /dev/vhost-blk: accessible, ABI version 2$' "$helper" check
 check "check --backend reports a writable block device" 0 \
 	"ok   $loop_rw: block device, 67108864 bytes, writable\$" "$helper" check --backend "$loop_rw"
 check "check --backend reports a read-only one" 0 \
@@ -110,8 +131,8 @@ check "qemu-args takes --num-queues, --mem and --id, doubles commas" 0 \
 	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect=1 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
 	"$helper" qemu-args --socket /run/a,b.sock --num-queues 4 --mem 4G --id d1
 check_err "qemu-args needs --socket" "qemu-args: --socket is required" "$helper" qemu-args
-check_err "qemu-args refuses 17 queues" "qemu-args: --num-queues: '17' is not a number in 1..16" \
-	"$helper" qemu-args --socket /s --num-queues 17
+check_err "qemu-args refuses 65 queues" "qemu-args: --num-queues: '65' is not a number in 1..64" \
+	"$helper" qemu-args --socket /s --num-queues 65
 check_err "qemu-args refuses a bad size" "qemu-args: --mem: 'lots' is not a size" \
 	"$helper" qemu-args --socket /s --mem lots
 
@@ -270,6 +291,38 @@ check_err "serve refuses an unknown user to allow" "serve: --allow-uid: 'nosuchu
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --allow-uid nosuchuser
 check_err "--socket-mode does not go with --fd" "serve: --socket-mode and --socket-group go with --socket" \
 	"$helper" serve --backend "$loop_rw" --fd 0 --socket-mode 0660
+# --workers: the vhost workers serving the queues, more than one from Linux
+# 6.5 on; by default one per queue, at most one per online CPU.
+check_usage "serve refuses 0 workers" "serve: --workers: '0' is not a number in 1\.\.64$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers 0
+check_usage "serve refuses a worker count that is not a number" "serve: --workers: 'abc' is not a number" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers abc
+check_usage "serve refuses more workers than queues" \
+	"serve: --workers 5: more workers than the 4 queues of --num-queues$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers 5
+check_usage "serve refuses more workers than the one queue it serves by default" \
+	"serve: --workers 2: more workers than the 1 queue of --num-queues$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --workers 2
+cpus=$(getconf _NPROCESSORS_ONLN)
+if kernel_has_queue_workers; then
+	serve_bg workers --num-queues 4 --workers 4
+	check "serve --workers 4 serves 4 queues on 4 workers" 0 '' \
+		grep -q ": serving $loop_rw, 4 queues, 4 workers\$" "$links/workers.log"
+	kill -TERM "$bg_pid"; wait "$bg_pid"
+	default_workers=$((cpus < 4 ? cpus : 4))
+else
+	check_err "serve --workers 2 is refused at startup where the vhost core has one worker per device" \
+		"^vhostblk-setup: serve: --workers 2: this kernel's vhost core has one worker per device \(per-queue workers need Linux 6\.5 or later\)$" \
+		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/workers.sock" --num-queues 2 --workers 2
+	default_workers=1
+fi
+plural=s
+[ "$default_workers" -eq 1 ] && plural=
+serve_bg workers --num-queues 4
+check "serve without --workers serves 4 queues on $default_workers worker$plural ($cpus CPUs)" 0 '' \
+	grep -q ": serving $loop_rw, 4 queues, $default_workers worker$plural\$" "$links/workers.log"
+check "and its front-end is served" 0 '^features ok$' vu_client "$links/workers.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
 # --user: the descriptors are opened as root, then the helper is the user.
 check_err "serve --user fails when the user cannot open /dev/vhost-blk" \
 	"^vhostblk-setup: /dev/vhost-blk: cannot open as user nobody: Permission denied$" \
@@ -359,7 +412,9 @@ check_err "exec names a program that cannot run" "exec: /nonexistent: No such fi
 	"$helper" exec --backend "$loop_rw" -- /nonexistent %v %b
 
 # send-fds: the command line, then the QMP exchange against a fake QEMU
-# that takes the descriptors and refuses the device.
+# that takes the descriptors, counts the queues of the /dev/vhost-blk one
+# as its owner (VHOST_SET_OWNER, then VHOST_SET_VRING_NUM on each index
+# until one fails), and refuses the device.
 check_err "send-fds needs --qmp, --backend and --id" \
 	"send-fds: --qmp, --backend and --id are required" "$helper" send-fds --backend "$loop_rw"
 check_err "send-fds refuses an id QEMU would refuse" "send-fds: --id: '1d' is not a QEMU id" \
@@ -372,7 +427,18 @@ check_err "send-fds says when QEMU's socket is missing" \
 	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
 qmpsock=$links/qmp.sock
 python3 -c '
-import array, json, os, socket, sys
+import array, fcntl, json, os, socket, struct, sys
+VHOST_SET_OWNER, VHOST_SET_VRING_NUM = 0xaf01, 0x4008af10
+def queues(fd):
+    fcntl.ioctl(fd, VHOST_SET_OWNER)
+    n = 0
+    while n < 256:
+        try:
+            fcntl.ioctl(fd, VHOST_SET_VRING_NUM, struct.pack("II", n, 256))
+        except OSError:
+            break
+        n += 1
+    return n
 path, log = sys.argv[1:]
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
@@ -396,6 +462,8 @@ with open(log, "w") as out:
             name = cmd["execute"]
             args = cmd.get("arguments", {})
             target = os.readlink("/proc/self/fd/%d" % fds[0]) if fds else "-"
+            if target == "/dev/vhost-blk":
+                target += " with %d queues" % queues(fds[0])
             out.write("%s %s %s\n" % (name, json.dumps(args, sort_keys=True), target))
             out.flush()
             c.sendall(b"{\"event\": \"X\", \"data\": {}}\r\n")
@@ -409,13 +477,13 @@ for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
 check_err "send-fds reports QEMU's refusal of the device" \
 	'^vhostblk-setup send-fds: device_add: no "bus" here$' \
 	"$helper" send-fds --qmp "$qmpsock" --backend "$loop_rw" --id d1 --device-add \
-	--num-queues 2 --serial 'a"b'
+	--num-queues 20 --serial 'a"b'
 wait "$qmp_pid"
-check "send-fds passes both descriptors, adds the device, closes them in QEMU on failure" 0 \
+check "send-fds passes both descriptors, /dev/vhost-blk with the --num-queues, adds the device, closes them in QEMU on failure" 0 \
 	"^qmp_capabilities \{\} -
-getfd \{\"fdname\": \"d1-vhostfd\"\} /dev/vhost-blk
+getfd \{\"fdname\": \"d1-vhostfd\"\} /dev/vhost-blk with 20 queues
 getfd \{\"fdname\": \"d1-backendfd\"\} $loop_rw
-device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 2, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
+device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 20, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
 closefd \{\"fdname\": \"d1-backendfd\"\} -
 closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
 
@@ -423,6 +491,8 @@ closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
 # and the vhost_blk.ko under test, mounted over the running kernel's while
 # the module is unloaded; then without it, the message when it cannot load.
 kver=$(uname -r)
+# In a regular expression (6.12's release has a '+').
+kver_re=$(printf '%s' "$kver" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
 modtree=$(mktemp -d /tmp/helper_test.XXXXXX)
 moddir=$modtree/lib/modules/$kver
 sock=$modtree/serve.sock
@@ -438,7 +508,7 @@ cp "${VHOST_BLK_KO:-kernel/vhost_blk.ko}" "$moddir/extra/"
 depmod -b "$modtree" "$kver" && mount --bind "$moddir" "/lib/modules/$kver" && mounted=1
 rmmod vhost_blk
 check "check says serve loads the module" 0 \
-	"ok   module vhost_blk: not loaded; serve loads /lib/modules/$kver/extra/vhost_blk.ko" \
+	"ok   module vhost_blk: not loaded; serve loads /lib/modules/$kver_re/extra/vhost_blk.ko" \
 	"$helper" check
 timeout 20 "$helper" serve --backend "$loop_rw" --socket "$sock" 2>/dev/null &
 serve_pid=$!

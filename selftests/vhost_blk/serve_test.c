@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -894,28 +895,34 @@ TEST_F(serve, truncated_message_and_abrupt_close_leave_the_helper_serving)
 	still_serves(_metadata, self);
 }
 
+/*
+ * A guest reboot: the rings stop, RESET_DEVICE, and everything again from
+ * features on, the guest driver's rings started over.
+ */
+static void reset_device(struct __test_metadata *_metadata,
+			 struct vu_frontend *fe)
+{
+	unsigned int q;
+
+	ASSERT_EQ(0, vu_frontend_stop(fe, NULL));
+	ASSERT_EQ(0, vu_send_ack(fe->sock, VHOST_USER_RESET_DEVICE, NULL, 0,
+				 NULL, 0));
+	memset(fe->base, 0, sizeof(fe->base));
+	fe->mem_sent = false;
+	for (q = 0; q < fe->dev.nqueues; q++) {
+		struct vblk_queue *vq = &fe->dev.queues[q];
+
+		memset(vq->ring.hva, 0, vq->ring.len);
+		vq->avail_idx = vq->kick_idx = vq->used_idx = 0;
+	}
+	ASSERT_EQ(0, vu_frontend_start(fe));
+}
+
 TEST_F(serve, reset_device_forgets_memory_and_rings)
 {
 	open_frontend(_metadata, self);
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 0, 11);
-	ASSERT_EQ(0, vu_frontend_stop(&self->fe, NULL));
-	ASSERT_EQ(0, vu_send_ack(self->fe.sock, VHOST_USER_RESET_DEVICE, NULL, 0,
-				 NULL, 0));
-	/* Everything again from features on, as after a guest reboot. */
-	memset(self->fe.base, 0, sizeof(self->fe.base));
-	self->fe.mem_sent = false;
-	{
-		unsigned int q;
-
-		/* The guest driver starts its rings over. */
-		for (q = 0; q < self->fe.dev.nqueues; q++) {
-			struct vblk_queue *vq = &self->fe.dev.queues[q];
-
-			memset(vq->ring.hva, 0, vq->ring.len);
-			vq->avail_idx = vq->kick_idx = vq->used_idx = 0;
-		}
-	}
-	ASSERT_EQ(0, vu_frontend_start(&self->fe));
+	reset_device(_metadata, &self->fe);
 	round_trip(_metadata, &self->fe, &self->be, 0, 0, 8, 12);
 }
 
@@ -1157,6 +1164,265 @@ TEST_F(serve_ro, serial_is_what_get_id_returns)
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_get_id(&self->fe.dev.queues[0], &buf));
 	EXPECT_EQ(0, memcmp(buf.hva, SERIAL_20, VIRTIO_BLK_ID_BYTES));
 	EXPECT_EQ(0xaa, ((uint8_t *)buf.hva)[VIRTIO_BLK_ID_BYTES]);
+}
+
+/* ------------------------------------------------------------------------
+ * Queues and workers: more queues than a device has by default, and the
+ * vhost workers that serve them (--workers; threads of the helper)
+ */
+
+/* Whether the running kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned int major, unsigned int minor)
+{
+	struct utsname u;
+	unsigned int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/* The vhost core gives queues workers of their own from Linux 6.5 on. */
+static bool kernel_has_queue_workers(void)
+{
+	return kernel_at_least(6, 5);
+}
+
+#define MAX_WORKERS	VHOST_BLK_MAX_QUEUES
+
+FIXTURE(serve_mq) {
+	struct vblk_backend be;
+	struct vu_server srv;
+	struct vu_frontend fe;
+};
+
+FIXTURE_SETUP(serve_mq)
+{
+	int ret;
+
+	self->fe.sock = -1;
+	self->srv.pid = -1;
+	self->srv.log_fd = -1;
+	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(serve_mq)
+{
+	vu_frontend_close(&self->fe);
+	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	if (VBLK_TEST_FAILED(_metadata)) {
+		static char log[LOG_SIZE];
+
+		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+	}
+	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+}
+
+/*
+ * Serves the backend with @nqueues queues and @workers workers (0: the
+ * default) and connects a front-end with as many queues.
+ */
+static void serve_queues(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(serve_mq) *self, unsigned int nqueues,
+			 unsigned int workers)
+{
+	char nq[16], nw[16];
+	const char *args[] = { "--num-queues", nq, "--workers", nw, NULL };
+	struct vu_opts opts = { .vblk.nqueues = nqueues };
+	int ret;
+
+	snprintf(nq, sizeof(nq), "%u", nqueues);
+	snprintf(nw, sizeof(nw), "%u", workers);
+	if (!workers)
+		args[2] = NULL;
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	ASSERT_EQ(0, ret) TH_LOG("starting %s serve: %s",
+				 getenv("VHOSTBLK_SETUP"), strerror(-ret));
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+}
+
+/*
+ * The helper's worker threads, "vhost-<helper pid>" (up to @max of their
+ * ids in @tids); -1 if one is not a thread of the helper (a kernel thread,
+ * as before Linux 6.4).
+ */
+static int helper_workers(pid_t helper, pid_t *tids, unsigned int max)
+{
+	pid_t found[MAX_WORKERS + 1];
+	unsigned int n, i;
+	char path[64];
+
+	n = vblk_vhost_workers(helper, found, MAX_WORKERS + 1);
+	for (i = 0; i < n && i <= MAX_WORKERS; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)helper,
+			 (int)found[i]);
+		if (access(path, F_OK))
+			return -1;
+		if (i < max)
+			tids[i] = found[i];
+	}
+	return n;
+}
+
+/* Waits for the helper to have @n worker threads (or kernel threads). */
+static unsigned int workers_settle(pid_t helper, unsigned int n)
+{
+	unsigned int now = vblk_vhost_workers(helper, NULL, 0);
+	int waited;
+
+	for (waited = 0; now != n && waited < WAIT_MS; waited += 10) {
+		sleep_ms(10);
+		now = vblk_vhost_workers(helper, NULL, 0);
+	}
+	return now;
+}
+
+/* Run time in ns of thread @tid of process @pid; 0 when unreadable. */
+static unsigned long long run_time(pid_t pid, pid_t tid)
+{
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid,
+		 (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+/*
+ * The run times of the threads @tids of @pid once none of them runs any
+ * more: a worker may still be finishing its loop after the completion it
+ * signalled reached us. Two readings 20 ms apart that agree.
+ */
+static void run_times_settled(pid_t pid, const pid_t *tids, unsigned int n,
+			      unsigned long long *ns)
+{
+	unsigned long long now[MAX_WORKERS];
+	unsigned int i, same = 0;
+	int waited;
+
+	for (i = 0; i < n; i++)
+		ns[i] = run_time(pid, tids[i]);
+	for (waited = 0; same < n && waited < WAIT_MS; waited += 20) {
+		sleep_ms(20);
+		for (i = 0, same = 0; i < n; i++) {
+			now[i] = run_time(pid, tids[i]);
+			same += now[i] == ns[i];
+			ns[i] = now[i];
+		}
+	}
+}
+
+/* Verified round trips through every queue: written on q, read on q + 1. */
+static void io_on_every_queue(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(serve_mq) *self, uint64_t seed)
+{
+	unsigned int q, n = self->fe.dev.nqueues;
+
+	for (q = 0; q < n; q++)
+		round_trip(_metadata, &self->fe, &self->be, q, (q + 1) % n,
+			   q * 256, seed + q);
+}
+
+TEST_F(serve_mq, twenty_queues_serve_verified_io_on_queue_19)
+{
+	const unsigned int n = 20;
+	uint64_t end = self->be.size / VBLK_SECTOR_SIZE - 128;
+
+	serve_queues(_metadata, self, n, 0);
+	/* More than the 16 a device had before VHOST_BLK_SET_NUM_QUEUES. */
+	EXPECT_EQ(n, self->fe.queue_num);
+	EXPECT_EQ(n, le16toh(self->fe.config.num_queues));
+	round_trip(_metadata, &self->fe, &self->be, n - 1, 0, 0, 1);
+	round_trip(_metadata, &self->fe, &self->be, 0, n - 1, 256, 2);
+	round_trip(_metadata, &self->fe, &self->be, n - 1, n - 1, end, 3);
+	io_on_every_queue(_metadata, self, 100);
+}
+
+TEST_F(serve_mq, default_workers_are_one_per_queue_up_to_the_cpus)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int want = 1;
+	char line[128];
+
+	if (kernel_has_queue_workers())
+		want = cpus < 4 ? (unsigned int)cpus : 4;
+	serve_queues(_metadata, self, 4, 0);
+	snprintf(line, sizeof(line), "4 queues, %u worker%s", want,
+		 want == 1 ? "" : "s");
+	EXPECT_TRUE(log_has(&self->srv, line)) TH_LOG("want \"%s\"", line);
+	io_on_every_queue(_metadata, self, 10);
+	EXPECT_EQ(want, workers_settle(self->srv.pid, want));
+}
+
+TEST_F(serve_mq, workers_are_threads_of_the_helper_while_it_serves)
+{
+	pid_t tids[MAX_WORKERS];
+
+	if (!kernel_has_queue_workers())
+		SKIP(return, "one worker per device before Linux 6.5 (helper_test checks the refusal)");
+	serve_queues(_metadata, self, 4, 4);
+	EXPECT_TRUE(log_has(&self->srv, "4 queues, 4 workers"));
+	io_on_every_queue(_metadata, self, 20);
+	EXPECT_EQ(4, helper_workers(self->srv.pid, tids, MAX_WORKERS));
+	/* They go with the device when the front-end does. */
+	vu_frontend_close(&self->fe);
+	EXPECT_EQ(0U, workers_settle(self->srv.pid, 0));
+	EXPECT_TRUE(log_has(&self->srv, "front-end disconnected"));
+}
+
+/*
+ * Which worker serves a queue, read from the threads' run time: a worker
+ * with no work never runs, so once the workers are idle, only the worker
+ * of the queue doing I/O gains any.
+ */
+TEST_F(serve_mq, queue_i_runs_on_worker_i_modulo_the_workers)
+{
+	enum { NQ = 4, NW = 2 };
+	unsigned long long before[NW], after[NW];
+	unsigned int q, w, gained, on[NQ];
+	pid_t tids[NW];
+
+	if (!kernel_has_queue_workers())
+		SKIP(return, "one worker per device before Linux 6.5");
+	serve_queues(_metadata, self, NQ, NW);
+	ASSERT_EQ(NW, helper_workers(self->srv.pid, tids, NW));
+	for (q = 0; q < NQ; q++) {
+		run_times_settled(self->srv.pid, tids, NW, before);
+		round_trip(_metadata, &self->fe, &self->be, q, q, q * 256, q);
+		run_times_settled(self->srv.pid, tids, NW, after);
+		gained = 0;
+		for (w = 0; w < NW; w++) {
+			if (after[w] > before[w]) {
+				on[q] = w;
+				gained++;
+			}
+		}
+		ASSERT_EQ(1U, gained) TH_LOG("queue %u ran on %u workers", q, gained);
+	}
+	EXPECT_EQ(on[0], on[2]);
+	EXPECT_EQ(on[1], on[3]);
+	EXPECT_NE(on[0], on[1]);
+}
+
+TEST_F(serve_mq, reset_device_gives_the_queues_their_workers_again)
+{
+	if (!kernel_has_queue_workers())
+		SKIP(return, "one worker per device before Linux 6.5");
+	serve_queues(_metadata, self, 4, 4);
+	io_on_every_queue(_metadata, self, 30);
+	/* VHOST_RESET_OWNER frees the workers; the helper makes them again. */
+	reset_device(_metadata, &self->fe);
+	EXPECT_EQ(4U, workers_settle(self->srv.pid, 4));
+	io_on_every_queue(_metadata, self, 40);
 }
 
 TEST_HARNESS_MAIN
