@@ -9,13 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <linux/vhost_blk.h>
@@ -23,6 +21,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kselftest_harness.h"
+#include "vblk.h"
 
 #define DEV_PATH	"/dev/vhost-blk"
 #define MODULE_NAME	"vhost_blk"
@@ -253,17 +252,6 @@ TEST_F(device, reset_owner_allows_a_new_owner)
 	EXPECT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
 }
 
-/* Whether the running kernel is at least @major.@minor. */
-static bool kernel_at_least(unsigned int major, unsigned int minor)
-{
-	struct utsname u;
-	unsigned int ma = 0, mi = 0;
-
-	if (uname(&u) || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
-		return false;
-	return ma > major || (ma == major && mi >= minor);
-}
-
 /*
  * The module serves the vhost core's worker ioctls where the core has them
  * (Linux 6.5, found by kernel/Kbuild in the headers) and calls them
@@ -276,7 +264,7 @@ TEST_F(device, worker_ioctls_exist_from_linux_6_5_and_are_unknown_before)
 	unsigned int first;
 
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER));
-	if (!kernel_at_least(6, 5)) {
+	if (!vblk_kernel_at_least(6, 5)) {
 		EXPECT_EQ(-1, ioctl(self->fd, VHOST_NEW_WORKER, &w));
 		EXPECT_EQ(ENOTTY, errno);
 		EXPECT_EQ(-1, ioctl(self->fd, VHOST_GET_VRING_WORKER, &vw));
@@ -299,7 +287,7 @@ TEST_F(device, worker_ioctls_before_set_owner_fail_eperm)
 	struct vhost_worker_state w = { 0 };
 
 	EXPECT_EQ(-1, ioctl(self->fd, VHOST_NEW_WORKER, &w));
-	EXPECT_EQ(kernel_at_least(6, 5) ? EPERM : ENOTTY, errno);
+	EXPECT_EQ(vblk_kernel_at_least(6, 5) ? EPERM : ENOTTY, errno);
 }
 
 /* The numbers frontends are built with; they must never change. */

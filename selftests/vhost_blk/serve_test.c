@@ -23,7 +23,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1171,21 +1170,10 @@ TEST_F(serve_ro, serial_is_what_get_id_returns)
  * vhost workers that serve them (--workers; threads of the helper)
  */
 
-/* Whether the running kernel is at least @major.@minor. */
-static bool kernel_at_least(unsigned int major, unsigned int minor)
-{
-	struct utsname u;
-	unsigned int ma = 0, mi = 0;
-
-	if (uname(&u) || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
-		return false;
-	return ma > major || (ma == major && mi >= minor);
-}
-
 /* The vhost core gives queues workers of their own from Linux 6.5 on. */
 static bool kernel_has_queue_workers(void)
 {
-	return kernel_at_least(6, 5);
+	return vblk_kernel_at_least(6, 5);
 }
 
 #define MAX_WORKERS	VHOST_BLK_MAX_QUEUES
@@ -1286,7 +1274,9 @@ static unsigned long long run_time(pid_t pid, pid_t tid)
 	char path[64];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid,
+	/* The thread itself, a kernel thread (6.1) or one of @pid's (6.4 on). */
+	(void)pid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)tid,
 		 (int)tid);
 	f = fopen(path, "re");
 	if (!f)
@@ -1363,16 +1353,35 @@ TEST_F(serve_mq, default_workers_are_one_per_queue_up_to_the_cpus)
 	EXPECT_EQ(want, workers_settle(self->srv.pid, want));
 }
 
-TEST_F(serve_mq, workers_are_threads_of_the_helper_while_it_serves)
+/*
+ * The --workers the kernel can have: one per device before Linux 6.5,
+ * where only the default (0) is accepted.
+ */
+static unsigned int workers_for(unsigned int want, unsigned int *option)
 {
-	pid_t tids[MAX_WORKERS];
+	if (kernel_has_queue_workers()) {
+		*option = want;
+		return want;
+	}
+	*option = 0;
+	return 1;
+}
 
-	if (!kernel_has_queue_workers())
-		SKIP(return, "one worker per device before Linux 6.5 (helper_test checks the refusal)");
-	serve_queues(_metadata, self, 4, 4);
-	EXPECT_TRUE(log_has(&self->srv, "4 queues, 4 workers"));
+TEST_F(serve_mq, the_workers_live_while_it_serves_and_go_with_the_front_end)
+{
+	unsigned int option, want = workers_for(4, &option);
+	pid_t tids[MAX_WORKERS];
+	char line[128];
+
+	serve_queues(_metadata, self, 4, option);
+	snprintf(line, sizeof(line), "4 queues, %u worker%s", want,
+		 want == 1 ? "" : "s");
+	EXPECT_TRUE(log_has(&self->srv, line)) TH_LOG("want \"%s\"", line);
 	io_on_every_queue(_metadata, self, 20);
-	EXPECT_EQ(4, helper_workers(self->srv.pid, tids, MAX_WORKERS));
+	EXPECT_EQ(want, workers_settle(self->srv.pid, want));
+	/* Threads of the helper since Linux 6.4, a kernel thread before. */
+	EXPECT_EQ(vblk_kernel_at_least(6, 4) ? (int)want : -1,
+		  helper_workers(self->srv.pid, tids, MAX_WORKERS));
 	/* They go with the device when the front-end does. */
 	vu_frontend_close(&self->fe);
 	EXPECT_EQ(0U, workers_settle(self->srv.pid, 0));
@@ -1382,25 +1391,26 @@ TEST_F(serve_mq, workers_are_threads_of_the_helper_while_it_serves)
 /*
  * Which worker serves a queue, read from the threads' run time: a worker
  * with no work never runs, so once the workers are idle, only the worker
- * of the queue doing I/O gains any.
+ * of the queue doing I/O gains any. Before Linux 6.5 that is the device's
+ * one worker for every queue.
  */
 TEST_F(serve_mq, queue_i_runs_on_worker_i_modulo_the_workers)
 {
-	enum { NQ = 4, NW = 2 };
-	unsigned long long before[NW], after[NW];
+	enum { NQ = 4 };
+	unsigned int option, nw = workers_for(2, &option);
+	unsigned long long before[2], after[2];
 	unsigned int q, w, gained, on[NQ];
-	pid_t tids[NW];
+	pid_t tids[2];
 
-	if (!kernel_has_queue_workers())
-		SKIP(return, "one worker per device before Linux 6.5");
-	serve_queues(_metadata, self, NQ, NW);
-	ASSERT_EQ(NW, helper_workers(self->srv.pid, tids, NW));
+	serve_queues(_metadata, self, NQ, option);
+	ASSERT_EQ(nw, workers_settle(self->srv.pid, nw));
+	ASSERT_EQ(nw, vblk_vhost_workers(self->srv.pid, tids, nw));
 	for (q = 0; q < NQ; q++) {
-		run_times_settled(self->srv.pid, tids, NW, before);
+		run_times_settled(self->srv.pid, tids, nw, before);
 		round_trip(_metadata, &self->fe, &self->be, q, q, q * 256, q);
-		run_times_settled(self->srv.pid, tids, NW, after);
+		run_times_settled(self->srv.pid, tids, nw, after);
 		gained = 0;
-		for (w = 0; w < NW; w++) {
+		for (w = 0; w < nw; w++) {
 			if (after[w] > before[w]) {
 				on[q] = w;
 				gained++;
@@ -1410,18 +1420,19 @@ TEST_F(serve_mq, queue_i_runs_on_worker_i_modulo_the_workers)
 	}
 	EXPECT_EQ(on[0], on[2]);
 	EXPECT_EQ(on[1], on[3]);
-	EXPECT_NE(on[0], on[1]);
+	if (nw > 1)
+		EXPECT_NE(on[0], on[1]);
 }
 
 TEST_F(serve_mq, reset_device_gives_the_queues_their_workers_again)
 {
-	if (!kernel_has_queue_workers())
-		SKIP(return, "one worker per device before Linux 6.5");
-	serve_queues(_metadata, self, 4, 4);
+	unsigned int option, want = workers_for(4, &option);
+
+	serve_queues(_metadata, self, 4, option);
 	io_on_every_queue(_metadata, self, 30);
 	/* VHOST_RESET_OWNER frees the workers; the helper makes them again. */
 	reset_device(_metadata, &self->fe);
-	EXPECT_EQ(4U, workers_settle(self->srv.pid, 4));
+	EXPECT_EQ(want, workers_settle(self->srv.pid, want));
 	io_on_every_queue(_metadata, self, 40);
 }
 

@@ -421,6 +421,8 @@ int vblk_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max);
 /* The first of them; -1 if none. */
 pid_t vblk_vhost_worker(pid_t owner);
+/* Whether the running kernel is release @major.@minor or later. */
+bool vblk_kernel_at_least(unsigned int major, unsigned int minor);
 /* Writes @val to the file @path. */
 int vblk_write_file(const char *path, const char *val);
 

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1321,6 +1322,16 @@ unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max)
 	n = scan_comm("/proc", want, tids, 0, max);
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)owner);
 	return scan_comm(dir, want, tids, n, max);
+}
+
+bool vblk_kernel_at_least(unsigned int major, unsigned int minor)
+{
+	unsigned int ma = 0, mi = 0;
+	struct utsname u;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
 }
 
 pid_t vblk_vhost_worker(pid_t owner)
