@@ -1267,50 +1267,6 @@ static unsigned int workers_settle(pid_t helper, unsigned int n)
 	return now;
 }
 
-/* Run time in ns of thread @tid of process @pid; 0 when unreadable. */
-static unsigned long long run_time(pid_t pid, pid_t tid)
-{
-	unsigned long long ns = 0;
-	char path[64];
-	FILE *f;
-
-	/* The thread itself, a kernel thread (6.1) or one of @pid's (6.4 on). */
-	(void)pid;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)tid,
-		 (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu", &ns) != 1)
-		ns = 0;
-	fclose(f);
-	return ns;
-}
-
-/*
- * The run times of the threads @tids of @pid once none of them runs any
- * more: a worker may still be finishing its loop after the completion it
- * signalled reached us. Two readings 20 ms apart that agree.
- */
-static void run_times_settled(pid_t pid, const pid_t *tids, unsigned int n,
-			      unsigned long long *ns)
-{
-	unsigned long long now[MAX_WORKERS];
-	unsigned int i, same = 0;
-	int waited;
-
-	for (i = 0; i < n; i++)
-		ns[i] = run_time(pid, tids[i]);
-	for (waited = 0; same < n && waited < WAIT_MS; waited += 20) {
-		sleep_ms(20);
-		for (i = 0, same = 0; i < n; i++) {
-			now[i] = run_time(pid, tids[i]);
-			same += now[i] == ns[i];
-			ns[i] = now[i];
-		}
-	}
-}
-
 /* Verified round trips through every queue: written on q, read on q + 1. */
 static void io_on_every_queue(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(serve_mq) *self, uint64_t seed)
@@ -1406,9 +1362,9 @@ TEST_F(serve_mq, queue_i_runs_on_worker_i_modulo_the_workers)
 	ASSERT_EQ(nw, workers_settle(self->srv.pid, nw));
 	ASSERT_EQ(nw, vblk_vhost_workers(self->srv.pid, tids, nw));
 	for (q = 0; q < NQ; q++) {
-		run_times_settled(self->srv.pid, tids, nw, before);
+		vblk_threads_run_ns_settled(tids, nw, before);
 		round_trip(_metadata, &self->fe, &self->be, q, q, q * 256, q);
-		run_times_settled(self->srv.pid, tids, nw, after);
+		vblk_threads_run_ns_settled(tids, nw, after);
 		gained = 0;
 		for (w = 0; w < nw; w++) {
 			if (after[w] > before[w]) {

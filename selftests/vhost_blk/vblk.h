@@ -421,6 +421,14 @@ int vblk_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max);
 /* The first of them; -1 if none. */
 pid_t vblk_vhost_worker(pid_t owner);
+/*
+ * The run times in ns (schedstat) of the threads @tids, a worker's kernel
+ * thread or any process's thread, in @ns, once none of them runs any more:
+ * two readings 20 ms apart that agree (a worker may still finish its loop
+ * after the completion it signalled was seen).
+ */
+void vblk_threads_run_ns_settled(const pid_t *tids, unsigned int n,
+				 unsigned long long *ns);
 /* Whether the running kernel is release @major.@minor or later. */
 bool vblk_kernel_at_least(unsigned int major, unsigned int minor);
 /* Writes @val to the file @path. */

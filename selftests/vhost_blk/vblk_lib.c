@@ -1324,6 +1324,42 @@ unsigned int vblk_vhost_workers(pid_t owner, pid_t *tids, unsigned int max)
 	return scan_comm(dir, want, tids, n, max);
 }
 
+/* Run time in ns of thread @tid (/proc/TID/task/TID/schedstat); 0 if gone. */
+static unsigned long long thread_run_ns(pid_t tid)
+{
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)tid, (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+void vblk_threads_run_ns_settled(const pid_t *tids, unsigned int n,
+				 unsigned long long *ns)
+{
+	unsigned int i, same = 0;
+	unsigned long long now;
+	int waited;
+
+	for (i = 0; i < n; i++)
+		ns[i] = thread_run_ns(tids[i]);
+	for (waited = 0; same < n && waited < VBLK_TIMEOUT_MS; waited += 20) {
+		usleep(20 * 1000);
+		for (i = 0, same = 0; i < n; i++) {
+			now = thread_run_ns(tids[i]);
+			same += now == ns[i];
+			ns[i] = now;
+		}
+	}
+}
+
 bool vblk_kernel_at_least(unsigned int major, unsigned int minor)
 {
 	unsigned int ma = 0, mi = 0;

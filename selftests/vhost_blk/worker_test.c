@@ -7,7 +7,7 @@
  *
  * Workers are threads of the owner named "vhost-<owner pid>" whatever
  * their queue, so which thread served a queue is read from the threads'
- * run time (/proc/self/task/TID/schedstat): a worker that has no work
+ * run time (schedstat), once they are idle: a worker that has no work
  * never runs, so only the worker of the queue that had requests may gain
  * any. Nothing here depends on timing.
  *
@@ -31,23 +31,6 @@
 #define DISK_SIZE	(64ULL << 20)
 /* The default worker and one per queue. */
 #define MAX_THREADS	(NQUEUES + 1)
-
-/* Run time in ns of thread @tid of this process; 0 when unreadable. */
-static unsigned long long run_time(pid_t tid)
-{
-	unsigned long long ns = 0;
-	char path[64];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu", &ns) != 1)
-		ns = 0;
-	fclose(f);
-	return ns;
-}
 
 /* The worker thread that VHOST_NEW_WORKER adds: the one not in @old. */
 static pid_t new_thread(const pid_t *old, unsigned int nold)
@@ -135,20 +118,19 @@ TEST_F(workers, each_queue_reports_the_worker_it_is_attached_to)
 
 TEST_F(workers, each_queue_is_served_by_its_own_worker_and_no_other)
 {
-	unsigned long long before[MAX_THREADS], after;
+	unsigned long long before[MAX_THREADS], after[MAX_THREADS];
 	unsigned int q, t;
 
 	for (q = 0; q < NQUEUES; q++) {
-		for (t = 0; t < MAX_THREADS; t++)
-			before[t] = run_time(self->tids[t]);
+		vblk_threads_run_ns_settled(self->tids, MAX_THREADS, before);
 		serve_on(_metadata, &self->dev, q, NREQ, 100 * q);
+		vblk_threads_run_ns_settled(self->tids, MAX_THREADS, after);
 		for (t = 0; t < MAX_THREADS; t++) {
-			after = run_time(self->tids[t]);
 			if (t == q + 1) {
-				EXPECT_LT(before[t], after)
+				EXPECT_LT(before[t], after[t])
 					TH_LOG("queue %u: its worker did not run", q);
 			} else {
-				EXPECT_EQ(before[t], after)
+				EXPECT_EQ(before[t], after[t])
 					TH_LOG("queue %u: thread %u ran too", q, t);
 			}
 		}
@@ -159,7 +141,7 @@ TEST_F(workers, a_queue_moved_to_another_worker_and_back_while_busy_loses_nothin
 {
 	struct vblk_buf bufs[NREQ];
 	struct vblk_req reqs[NREQ], *done;
-	unsigned long long before;
+	unsigned long long before, after;
 	unsigned int i, n;
 
 	/* Requests on queue 0 in flight while it changes worker. */
@@ -189,9 +171,10 @@ TEST_F(workers, a_queue_moved_to_another_worker_and_back_while_busy_loses_nothin
 	}
 
 	/* Back on its first worker, and only there. */
-	before = run_time(self->tids[2]);
+	vblk_threads_run_ns_settled(&self->tids[2], 1, &before);
 	serve_on(_metadata, &self->dev, 0, 2, 600);
-	EXPECT_EQ(before, run_time(self->tids[2]));
+	vblk_threads_run_ns_settled(&self->tids[2], 1, &after);
+	EXPECT_EQ(before, after);
 }
 
 TEST_F(workers, a_worker_is_freed_only_once_no_queue_uses_it)
