@@ -30,8 +30,8 @@ static inline const struct iovec *iter_iov(const struct iov_iter *iter)
 #endif
 
 /*
- * 6.4: bio flags say which pages bio_release_pages() puts or unpins
- * (BIO_PAGE_PINNED, BIO_PAGE_REFFED), none by default. Before, every page
+ * 6.3: bio flags say which pages bio_release_pages() puts or unpins
+ * (BIO_PAGE_REFFED, then BIO_PAGE_PINNED), none by default. Before, every page
  * was put unless BIO_NO_PAGE_REF was set. vhost-blk releases its pages
  * itself, never through bio_release_pages(), and says so on old kernels.
  */
@@ -58,10 +58,12 @@ static inline struct block_device *vhost_blk_file_bdev(struct file *file)
 /*
  * 6.5: every virtqueue has a worker of its own choosing (one per device
  * unless userspace attaches others), and work for a queue goes to that
- * worker. Since 6.4 workers are vhost_task threads of the owner: when the
- * owner is killed they exit, the queues lose their worker and queueing
- * fails (returns false) from then on. Before 6.5 the device had one kernel
- * thread for all its queues, which no signal stops.
+ * worker. Before, the device had one worker for all its queues: a kernel
+ * thread, since 6.4 a vhost_task thread of the owner. Since 6.10 such a
+ * worker exits when the owner is killed, the queues lose it and queueing
+ * fails (returns false) from then on; kernel thread workers (before 6.4,
+ * or where the vhost core is told to make them, fork_from_owner_default)
+ * no signal stops.
  */
 static inline bool vhost_blk_vq_work_queue(struct vhost_virtqueue *vq,
 					   struct vhost_work *work)

@@ -3,7 +3,7 @@
  * vhost-blk: the /dev/vhost-blk character device.
  *
  * Each open file is one virtio-blk device built on the vhost core: the core
- * owns the rings, the memory table, the dirty log and the worker thread; this
+ * owns the rings, the memory table, the dirty log and the worker threads; this
  * file owns the device's lifetime and its ioctls.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -152,6 +152,11 @@ static void vhost_blk_stop(struct vhost_blk *blk)
 		vhost_blk_stop_vq(&blk->vqs[i]);
 	/* Bio completions may still be inside vhost_blk_req_done(). */
 	synchronize_rcu();
+	/*
+	 * And may have queued the completion work once more: let it run, so
+	 * that no work is left on a worker the owner may detach and free.
+	 */
+	vhost_dev_flush(&blk->dev);
 }
 
 static int vhost_blk_start(struct vhost_blk *blk)
@@ -336,13 +341,10 @@ static int vhost_blk_init_queues(struct vhost_blk *blk)
 		return 0;
 	blk->vqs = kvcalloc(blk->nvqs, sizeof(*blk->vqs), GFP_KERNEL_ACCOUNT);
 	if (!blk->vqs)
-		return -ENOMEM;
+		goto nomem;
 	blk->vq_ptrs = kcalloc(blk->nvqs, sizeof(*blk->vq_ptrs), GFP_KERNEL_ACCOUNT);
-	if (!blk->vq_ptrs) {
-		kvfree(blk->vqs);
-		blk->vqs = NULL;
-		return -ENOMEM;
-	}
+	if (!blk->vq_ptrs)
+		goto free_vqs;
 
 	for (i = 0; i < blk->nvqs; i++) {
 		struct vhost_blk_vq *bvq = &blk->vqs[i];
@@ -360,6 +362,12 @@ static int vhost_blk_init_queues(struct vhost_blk *blk)
 	/* Pairs with the load-acquire in vhost_blk_lock(). */
 	smp_store_release(&blk->ready, true);
 	return 0;
+
+free_vqs:
+	kvfree(blk->vqs);
+	blk->vqs = NULL;
+nomem:
+	return -ENOMEM;
 }
 
 /* VHOST_BLK_SET_NUM_QUEUES: only before the queues exist. */
@@ -396,6 +404,7 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 	mem_cgroup_put(blk->memcg);
 	kfree(blk->vq_ptrs);
 	kvfree(blk->vqs);
+	mutex_destroy(&blk->init_lock);
 	kfree(blk);
 	return 0;
 }

@@ -2,7 +2,7 @@
 /*
  * vhost-blk: the life of one request.
  *
- * 1. vhost_blk_handle_kick() runs on the device's worker with the queue
+ * 1. vhost_blk_handle_kick() runs on the queue's worker with the queue
  *    mutex held. It takes a descriptor chain from the avail ring: the 16-byte
  *    header in the driver-readable buffers (possibly split), then data, and
  *    the status byte as the last device-writable byte.
@@ -70,8 +70,13 @@ static void vhost_blk_req_done(struct vhost_blk_req *req)
 	rcu_read_lock();
 	llist_add(&req->node, &bvq->completed);
 	if (unlikely(!vhost_blk_vq_work_queue(&bvq->vq, &bvq->complete_work))) {
-		/* The worker died with its owner: stop finishes the request. */
-		WRITE_ONCE(bvq->orphaned, true);
+		/*
+		 * The worker died with its owner: stop finishes the request.
+		 * The barrier orders the flag before wake_up_var()'s check
+		 * for waiters, as the waiter orders its sleep before reading
+		 * the flag.
+		 */
+		smp_store_mb(bvq->orphaned, true);
 		wake_up_var(&bvq->inflight);
 	}
 	rcu_read_unlock();
@@ -684,7 +689,7 @@ done:
 
 /**
  * vhost_blk_handle_kick() - serve a queue's avail ring
- * @work: the queue's poll work, run on the device's worker
+ * @work: the queue's poll work, run on the queue's worker
  *
  * One block plug covers the batch; vhost_exceeds_weight() ends the run
  * (and requeues it) so one busy queue cannot starve the others. A request
@@ -780,7 +785,7 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 
 /**
  * vhost_blk_complete_work() - report completed requests in the used ring
- * @work: the queue's completion work, run on the device's worker
+ * @work: the queue's completion work, run on the queue's worker
  *
  * Reports everything completed so far with one used-ring update and one
  * interrupt (more only when the batch exceeds the heads array), then
@@ -826,7 +831,7 @@ void vhost_blk_complete_work(struct vhost_work *work)
  * vhost_blk_drop_orphans() - finish the completed requests no worker will
  * @bvq: the queue, being stopped, whose worker is gone (@bvq->orphaned)
  *
- * Since 6.4 the workers are threads of the owner and die with it; the
+ * Since 6.10 the workers, threads of the owner, exit when it is killed; the
  * completions that could not be queued after that wait in @bvq->completed.
  * Nobody is left to read the rings and the owner's memory may be gone, so
  * nothing reaches guest memory: no status byte, no bounce copy, no dirty

@@ -104,7 +104,10 @@ struct vhost_blk_req {
  * @inflight: requests taken from the avail ring and not yet in the used
  *            ring; stop waits for zero
  * @orphaned: a completion found the queue without a worker (its owner was
- *            killed, 6.4 and later): stop finishes what is left itself
+ *            killed, 6.10 and later): stop finishes what is left itself.
+ *            Set without lock by bio completion (smp_store_mb, then the
+ *            wake-up), read by stop, cleared under the queue mutex at
+ *            start, when no completion can run
  * @mem_budget: bytes the requests in flight may hold in bounce pages,
  *              bio_vec tables and log copies (module parameter
  *              queue_mem_kb, read at start)

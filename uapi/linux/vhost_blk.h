@@ -102,7 +102,8 @@ struct vhost_blk_config {
 
 /*
  * Sets the number of virtqueues, 1 to VHOST_BLK_MAX_QUEUES (EINVAL
- * otherwise), before VHOST_SET_OWNER (EBUSY after): the queues are
+ * otherwise), before the first VHOST_SET_OWNER (EBUSY once one was called,
+ * whatever its result, and after VHOST_RESET_OWNER): the queues are
  * allocated then, so a device costs memory for the queues it has. Without
  * it a device has VHOST_BLK_DEFAULT_QUEUES. Since ABI version 2.
  */
@@ -115,7 +116,6 @@ struct vhost_blk_config {
  * first stops the device the same way.
  */
 #define VHOST_BLK_SET_BACKEND		_IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)
-
 
 #if !defined(__KERNEL__) && !defined(VHOST_NEW_WORKER)
 /*
