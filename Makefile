@@ -25,6 +25,11 @@ KVERS ?= $(shell $(TOP)/scripts/kernel-env list)
 # The kernel whose test VM boots the second-level guests in `make check`:
 # KVER when it is tested, else the newest of KVERS.
 NESTED_KVER := $(if $(filter $(KVER),$(KVERS)),$(KVER),$(lastword $(KVERS)))
+# The kernel the second-level guests themselves boot (their image holds its
+# virtio modules): the oldest of KVERS, Debian 12's 6.1. A 6.12 guest under
+# the test bed's QEMU 7.2 (TCG) came out of a migration with its memory
+# corrupted (a slab panic on the destination), a 6.1 guest does not.
+GUEST_KVER ?= $(firstword $(KVERS))
 
 # Debian version of the source to extract; empty until `make deps` ran.
 ifeq ($(origin KSRC),undefined)
@@ -107,7 +112,7 @@ help:
 	@echo 'make dkms-remove     (root) remove it from DKMS and /usr/src'
 	@echo 'make dkms-check      dkms build for every kernel of KVERS into build/dkms/, TAP in DKMS_TAP'
 	@echo "kernel: KVER=$(KVER) KDIR=$(KDIR) KSRC=$(KSRC)"
-	@echo "tested: KVERS=$(KVERS) (second-level guests on $(NESTED_KVER))"
+	@echo "tested: KVERS=$(KVERS) (second-level guests on $(NESTED_KVER), booting $(GUEST_KVER))"
 
 deps:
 	$(TOP)/scripts/install-deps
@@ -167,12 +172,12 @@ $(BENCH): bench/vhostblk-bench.c $(SELFTEST_LIB) $(wildcard selftests/vhost_blk/
 # dynamic for the test VM's side. The image script skips an image that is up
 # to date; so does build-fio for fio.
 guest: $(BLKCHECK) $(BLKCHECK)-static | kernel-check
-	@$(TOP)/scripts/guest-image $(KVER) $(GUEST_IMAGE) $(BLKCHECK)-static
+	@$(TOP)/scripts/guest-image $(GUEST_KVER) $(GUEST_IMAGE) $(BLKCHECK)-static
 
 # The same with a static fio built from Debian's source, for demo and bench.
 guest-fio: guest
 	@$(TOP)/scripts/build-fio $(FIO)
-	@$(TOP)/scripts/guest-image $(KVER) $(GUEST_FIO_IMAGE) $(BLKCHECK)-static $(FIO)
+	@$(TOP)/scripts/guest-image $(GUEST_KVER) $(GUEST_FIO_IMAGE) $(BLKCHECK)-static $(FIO)
 
 $(BLKCHECK): selftests/vhost_blk/guest/blkcheck.c
 	@mkdir -p $(dir $@)
@@ -193,7 +198,6 @@ lint: kernel-check
 
 # Lint and a boot of the test VM per kernel of KVERS; see scripts/check.
 check: all qemu modules
-	@$(if $(filter $(NESTED_KVER),$(KVER)),,$(MAKE) guest KVER=$(NESTED_KVER))
 	@NESTED_KVER=$(NESTED_KVER) $(TOP)/scripts/check $(KVERS)
 
 # The fast suites and a fault-injection run on a debug kernel (KASAN,

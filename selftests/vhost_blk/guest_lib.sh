@@ -23,9 +23,11 @@
 GUEST_FAST_BOOT="cryptomgr.notests mitigations=off tsc=reliable no_timer_check
 audit=0 apparmor=0 security=none init_on_alloc=0 rcupdate.rcu_expedited=1"
 
+# The kernel the guest image was made for (scripts/guest-image writes it
+# next to the image), else the running one.
 guest_kernel() {
-	local kver
-	kver=$(uname -r)
+	local kver image=$top/build/guest/initramfs${GUEST_IMAGE:+-$GUEST_IMAGE}.cpio
+	kver=$(cat "$image.kver" 2> /dev/null || uname -r)
 	if [ -f "$top/build/vm/vmlinux-$kver" ]; then
 		echo "$top/build/vm/vmlinux-$kver"
 	else
