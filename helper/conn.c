@@ -14,7 +14,17 @@
  * and enabled) and takes them back (zero addresses) when it stops, because
  * VHOST_BLK_SET_BACKEND starts every ring the kernel knows the addresses
  * of: with that, attaching the backend again after any change restarts
- * exactly the started rings.
+ * exactly the started rings. The front-end's ring addresses are translated
+ * into the helper's mappings when the ring starts, and again for every new
+ * memory table while it runs, not when they arrive: the vhost-user
+ * specification does not order SET_VRING_ADDR after the memory.
+ *
+ * RESET_DEVICE resets the device, not the connection: the rings stop and
+ * forget their setup, while the memory table, the dirty log, the features
+ * and the kernel device (owner, workers, settings) stay. QEMU 9 and later
+ * send it at every virtio reset (each guest driver probe) and then, with
+ * CONFIGURE_MEM_SLOTS, only the memory changes since: a back-end that
+ * forgot its table there has no memory at the next start.
  *
  * The dirty log. The kernel sets a bit per 4 KiB guest page it writes, at
  * log base + page / 8, for every address of the memory table (with
@@ -131,8 +141,7 @@ static int kernel_start(struct conn *c)
  * The queues' workers, once the device has its owner: VHOST_SET_OWNER made
  * one and attached every queue to it; it is worker 0, the others are new,
  * and queue i runs on worker i % workers. Workers are threads of this
- * process, in its cgroups. VHOST_RESET_OWNER frees them all: done again
- * after it.
+ * process, in its cgroups, and live as long as the connection.
  */
 static int kernel_workers(struct conn *c)
 {
@@ -235,12 +244,15 @@ static int ring_update(struct conn *c, unsigned int i)
 {
 	struct ring *r = &c->rings[i];
 	bool ready = r->num && r->addr_set && r->kick && r->enabled;
+	const char *why;
 	int ret;
 
 	if (ready == r->started)
 		return 0;
 	if (!ready)
 		return ring_stop(c, i);
+	if (vu_ring_translate(&c->mem, &r->addr, r->num, &r->hva, &why))
+		return failf(c, -EFAULT, "ring %u: %s", i, why);
 	ret = kernel_ring_addr(c, i, true);
 	if (ret)
 		return ret;
@@ -382,15 +394,15 @@ static void mem_unmap_others(struct vu_mem *from, const struct vu_mem *keep)
 }
 
 /*
- * Makes @next the memory table: the rings are translated again, the kernel
- * gets the table (started rings stopped around it, as their addresses in
- * our mappings change), and replaced regions are unmapped afterwards. On
- * failure the old table stays and @next's new mappings are unmapped.
+ * Makes @next the memory table: the started rings are translated again
+ * (each must still be in guest memory), the kernel gets the table (started
+ * rings stopped around it, as their addresses in our mappings change), and
+ * replaced regions are unmapped afterwards. On failure the old table stays
+ * and @next's new mappings are unmapped.
  */
 static int mem_commit(struct conn *c, struct vu_mem *next)
 {
 	struct vu_ring_hva hva[VHOST_BLK_MAX_QUEUES];
-	bool lost[VHOST_BLK_MAX_QUEUES] = { false };
 	struct vhost_memory *km;
 	const char *why;
 	bool restart = any_started(c);
@@ -403,16 +415,11 @@ static int mem_commit(struct conn *c, struct vu_mem *next)
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct ring *r = &c->rings[i];
 
-		if (!r->addr_set)
-			continue;
-		if (vu_ring_translate(next, &r->addr, r->num, &hva[i], &why)) {
-			if (r->started) {
-				ret = failf(c, -EFAULT, "ring %u: %s in the new table",
-					    i, why);
-				goto fail;
-			}
-			/* To be sent again before the ring starts. */
-			lost[i] = true;
+		if (r->started &&
+		    vu_ring_translate(next, &r->addr, r->num, &hva[i], &why)) {
+			ret = failf(c, -EFAULT, "ring %u: %s in the new table",
+				    i, why);
+			goto fail;
 		}
 	}
 	km = calloc(1, sizeof(*km) + next->nregions * sizeof(km->regions[0]));
@@ -440,14 +447,10 @@ static int mem_commit(struct conn *c, struct vu_mem *next)
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct ring *r = &c->rings[i];
 
-		if (!r->addr_set)
+		if (!r->started)
 			continue;
-		if (lost[i]) {
-			r->addr_set = false;
-			continue;
-		}
 		r->hva = hva[i];
-		if (r->started && !ret)
+		if (!ret)
 			ret = kernel_ring_addr(c, i, true);
 	}
 	if (restart) {
@@ -645,8 +648,6 @@ static int handle_vring_addr(struct conn *c, struct vu_msg *m)
 	if (a->flags & ~(1U << VHOST_VRING_F_LOG))
 		return failf(c, -EINVAL, "ring %u: unknown flags 0x%x", i,
 			     a->flags);
-	if (vu_ring_translate(&c->mem, a, r->num, &hva, &why))
-		return failf(c, -EFAULT, "ring %u: %s", i, why);
 	if (c->log && ring_logged(a) && !log_covers(c, c->log_size, &c->mem, i, a))
 		return failf(c, -EFAULT, "ring %u: used ring log address 0x%llx beyond the %zu-byte dirty log",
 			     i, (unsigned long long)a->log, c->log_size);
@@ -655,6 +656,8 @@ static int handle_vring_addr(struct conn *c, struct vu_msg *m)
 		struct vu_vring_addr old_addr = r->addr;
 		struct vu_ring_hva old_hva = r->hva;
 
+		if (vu_ring_translate(&c->mem, a, r->num, &hva, &why))
+			return failf(c, -EFAULT, "ring %u: %s", i, why);
 		r->addr = *a;
 		r->hva = hva;
 		ret = kernel_ring_addr(c, i, true);
@@ -665,8 +668,8 @@ static int handle_vring_addr(struct conn *c, struct vu_msg *m)
 		}
 		return ret;
 	}
+	/* Translated when the ring starts. */
 	r->addr = *a;
-	r->hva = hva;
 	r->addr_set = true;
 	return ring_update(c, i);
 }
@@ -860,19 +863,25 @@ static void forget_state(struct conn *c)
 	c->features = 0;
 }
 
-/* RESET_OWNER and RESET_DEVICE: back to a freshly connected device. */
+/*
+ * RESET_DEVICE, and the deprecated RESET_OWNER, which the specification
+ * asks back-ends to ignore or to take as "disable all rings": every ring
+ * stops and forgets its size, addresses and kick; the connection's state
+ * (memory, log, features, the kernel device) stays. See the top of the file.
+ */
 static int handle_reset(struct conn *c)
 {
+	unsigned int i;
 	int ret;
 
 	ret = kernel_stop(c);
-	if (!ret)
-		ret = KIOCTL(c, VHOST_RESET_OWNER, NULL);
-	/* The kernel forgot memory and rings: so do we. */
-	forget_state(c);
-	if (!ret)
-		ret = kernel_setup(c);
-	return ret;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES && !ret; i++)
+		if (c->rings[i].started)
+			ret = kernel_ring_addr(c, i, false);
+	if (ret)
+		return ret;
+	memset(c->rings, 0, sizeof(c->rings));
+	return kernel_start(c);
 }
 
 /* Requests whose reply is their answer: no REPLY_ACK on top. */

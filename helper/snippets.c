@@ -45,7 +45,7 @@ static void print_chardev(const char *id, const char *path)
 			fputs("'\\'", stdout);
 		putchar(*path);
 	}
-	printf(",reconnect=1%s", quote ? "'" : "");
+	printf(",reconnect-ms=1000%s", quote ? "'" : "");
 }
 
 /* QEMU sizes: a number with an optional K, M, G or T suffix. */

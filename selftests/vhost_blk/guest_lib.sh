@@ -192,11 +192,13 @@ hmp() {
 	timeout 5 bash -c 'echo "$2" > "$1"' hmp "$1/monitor.in" "$2"
 }
 
-# migration_status DIR: asks the source QEMU and prints the last status seen.
+# migration_status DIR: asks the source QEMU and prints the last status seen:
+# QEMU 10 prints "Status: S", QEMU 7.2 "Migration status: S".
 migration_status() {
 	hmp "$1" "info migrate"
 	sleep 1
-	tr -d '\r' < "$1/monitor.log" | awk '/^Migration status:/ { s = $3 } END { print s }'
+	tr -d '\r' < "$1/monitor.log" |
+		awk '/^(Migration status|Status):/ { sub(/^[^:]*:[ \t]*/, ""); s = $1 } END { print s }'
 }
 
 # migrate_guest DIR SOCKET MODE: migrates DIR's guest to the QEMU waiting

@@ -125,10 +125,10 @@ check "check --backend fails on a missing path" 1 \
 check_err "check takes no argument" "unexpected argument 'x'" "$helper" check x
 
 check "qemu-args prints shared memory, a reconnecting chardev and the device" 0 \
-	'^-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem -chardev socket,id=vhostblk0,path=/run/vb/sdb.sock,reconnect=1 -device vhost-user-blk-pci,id=vhostblk0,chardev=vhostblk0,num-queues=1$' \
+	'^-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem -chardev socket,id=vhostblk0,path=/run/vb/sdb.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk0,chardev=vhostblk0,num-queues=1$' \
 	"$helper" qemu-args --socket /run/vb/sdb.sock
 check "qemu-args takes --num-queues, --mem and --id, doubles commas" 0 \
-	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect=1 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
+	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
 	"$helper" qemu-args --socket /run/a,b.sock --num-queues 4 --mem 4G --id d1
 check_err "qemu-args needs --socket" "qemu-args: --socket is required" "$helper" qemu-args
 check_err "qemu-args refuses 65 queues" "qemu-args: --num-queues: '65' is not a number in 1..64" \

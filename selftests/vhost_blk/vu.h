@@ -158,9 +158,9 @@ struct vu_frontend {
 	 * the secure-erase fields stay 0. */
 	struct vhost_blk_config config;
 	uint16_t base[VHOST_BLK_MAX_QUEUES];	/* SET_VRING_BASE at start */
-	/* The back-end has the memory regions (ADD_MEM_REG sends them once
-	 * per connection, as QEMU sends only changes); clear it after
-	 * RESET_DEVICE. */
+	/* The back-end has the memory regions: ADD_MEM_REG sends them once
+	 * per connection, as QEMU sends only changes, also after a
+	 * RESET_DEVICE (QEMU 9 and later send one at every virtio reset). */
 	bool mem_sent;
 	bool started;
 };
