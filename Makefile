@@ -102,7 +102,7 @@ help:
 	@echo 'make check      build, lint, boot the test VM once per kernel of KVERS, run the suites'
 	@echo 'make check-debug  the fast suites and a fault-injection run on a KASAN/lockdep/kmemleak kernel'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
-	@echo 'make qemu       QEMU 7.2 with -device vhost-blk-pci (patches/qemu) into build/qemu/'
+	@echo 'make qemu       QEMU 10.0 with -device vhost-blk-pci and its qtests (patches/qemu) into build/qemu/'
 	@echo 'make bench      every configuration side by side into bench/results/ (QUICK=1: a subset)'
 	@echo 'make vm-shell   interactive shell in the test VM'
 	@echo "make vm-run CMD='...'  run one command in the test VM"

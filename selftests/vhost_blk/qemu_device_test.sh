@@ -99,40 +99,45 @@ bad_device() {
 	ok $? "$1" || echo "# status $status: $out"
 }
 
-bad_device "no descriptors and no drive= is refused" \
-	"vhost-blk needs vhostfd= and backendfd=, or drive=" "serial=x"
-bad_device "vhostfd= without backendfd= is refused" \
-	"vhost-blk needs vhostfd= and backendfd=, or drive=" "vhostfd=3"
-bad_device "drive= with vhostfd= is refused" \
-	"drive= excludes vhostfd= and backendfd=" "drive=/dev/ram1,vhostfd=3"
-bad_device "num-queues=0 is refused" "num-queues must be 1 to 16" \
-	"drive=/dev/ram1,num-queues=0"
-bad_device "num-queues above the module's 16 is refused" \
-	"num-queues must be 1 to 16" "drive=/dev/ram1,num-queues=17"
+need="vhost-blk needs exactly one of backendfd= and backend-path="
+bad_device "no block device is refused" "$need" "serial=x"
+bad_device "vhostfd= without a block device is refused" "$need" "vhostfd=3"
+bad_device "backend-path= with backendfd= is refused" "$need" \
+	"backend-path=/dev/ram1,backendfd=3"
+bad_device "num-queues=0 is refused" "num-queues must be 1 to 64" \
+	"backend-path=/dev/ram1,num-queues=0"
+bad_device "num-queues above the module's 64 is refused" \
+	"num-queues must be 1 to 64" "backend-path=/dev/ram1,num-queues=65"
 bad_device "a queue-size that is no power of 2 is refused" \
-	"queue-size must be a power of 2" "drive=/dev/ram1,queue-size=100"
+	"queue-size must be a power of 2" "backend-path=/dev/ram1,queue-size=100"
 bad_device "a queue-size above 1024 is refused" \
-	"queue-size must be a power of 2 up to 1024" "drive=/dev/ram1,queue-size=2048"
+	"queue-size must be a power of 2 from 2 to 1024" "backend-path=/dev/ram1,queue-size=2048"
+bad_device "a queue-size of 1 is refused" \
+	"queue-size must be a power of 2 from 2 to 1024" "backend-path=/dev/ram1,queue-size=1"
 bad_device "a serial longer than 20 bytes is refused" \
-	"serial must be at most 20 bytes" "drive=/dev/ram1,serial=123456789012345678901"
-bad_device "drive= that does not exist is refused" \
-	"Could not open '$work/none'" "drive=$work/none"
-bad_device "drive= that is no block device is refused" \
-	"drive: not a block device" "drive=$image"
+	"serial must be at most 20 bytes" "backend-path=/dev/ram1,serial=123456789012345678901"
+bad_device "backend-path= that does not exist is refused" \
+	"backend-path=$work/none: Could not open '$work/none'" "backend-path=$work/none"
+bad_device "backend-path= that is no block device is refused" \
+	"backend-path=$image: not a block device" "backend-path=$image"
+bad_device "backendfd= that is not open is refused" \
+	"backendfd=78: Bad file descriptor" "backendfd=78"
+bad_device "backendfd= naming no passed descriptor is refused" \
+	"backendfd=nosuch: Invalid file descriptor number 'nosuch'" "backendfd=nosuch"
 bad_device "vhostfd= that is not open is refused" \
-	"vhostfd=77: descriptor 77: Bad file descriptor" "vhostfd=77,backendfd=78"
+	"vhostfd is not /dev/vhost-blk: Bad file descriptor" "vhostfd=77,backend-path=/dev/ram1"
 bad_device "vhostfd= naming no passed descriptor is refused" \
-	"vhostfd=nosuch" "vhostfd=nosuch,backendfd=3"
+	"vhostfd=nosuch: Invalid file descriptor number 'nosuch'" "vhostfd=nosuch,backend-path=/dev/ram1"
 bad_device "vhostfd= that is not /dev/vhost-blk is refused" \
-	"vhostfd: not /dev/vhost-blk" "vhostfd=0,backendfd=0"
-exec 5<> /dev/vhost-blk 6< "$image"
+	"vhostfd is not /dev/vhost-blk" "vhostfd=0,backend-path=/dev/ram1"
+exec 6< "$image"
 bad_device "backendfd= that is no block device is refused" \
-	"backendfd: not a block device" "vhostfd=5,backendfd=6"
-exec 5>&- 6<&-
+	"backendfd=6: not a block device" "backendfd=6"
+exec 6<&-
 out=$("$helper" exec --backend /dev/ram1 -- "$qemu" \
 	-machine pc -accel tcg -nodefaults -display none -S \
-	-device vhost-blk-pci,vhostfd=%v,backendfd=%b,num-queues=40 2>&1 < /dev/null)
-[ $? = 1 ] && grep -q "num-queues must be 1 to 16" <<< "$out"
+	-device vhost-blk-pci,vhostfd=%v,backendfd=%b,num-queues=70 2>&1 < /dev/null)
+[ $? = 1 ] && grep -q "num-queues must be 1 to 64" <<< "$out"
 ok $? "a bad device behind exec stops QEMU with the device's message" ||
 	echo "# $out"
 [ "$(devices)" = "$base" ]
@@ -140,13 +145,13 @@ ok $? "no device is left in the module after the refused ones"
 
 # good_device DESC DEVICE_OPTIONS [fds]: QEMU starts (stopped, -S) with the
 # device and keeps running; it holds one /dev/vhost-blk until it exits.
-# With "fds", QEMU inherits /dev/vhost-blk and ram1 as descriptors 5 and 6
-# in the -add-fd sets 1 and 2.
+# With "fds", QEMU inherits /dev/vhost-blk as descriptor 5 and ram1 as 6,
+# the latter also in the -add-fd set 2.
 good_device() {
 	local desc=$1 dev=$2 pid status=0
 	local run=("$qemu" -machine pc -accel tcg -nodefaults -display none -S)
 	if [ "${3:-}" = fds ]; then
-		"${run[@]}" -add-fd fd=5,set=1 -add-fd fd=6,set=2 \
+		"${run[@]}" -add-fd fd=6,set=2 \
 			-device "vhost-blk-pci,$dev" < /dev/null > "$work/good.log" 2>&1 \
 			5<> /dev/vhost-blk 6<> /dev/ram1 &
 	else
@@ -160,10 +165,34 @@ good_device() {
 	ok "$status" "$desc" || sed 's/^/# /' "$work/good.log"
 }
 
-good_device "drive= opens /dev/vhost-blk and the block device itself" \
-	"drive=/dev/ram1,read-only=on"
-good_device "descriptors of -add-fd sets are taken as /dev/fdset/N" \
-	"vhostfd=/dev/fdset/1,backendfd=/dev/fdset/2" fds
+good_device "backend-path= opens the block device, QEMU opens /dev/vhost-blk itself" \
+	"backend-path=/dev/ram1,read-only=on"
+good_device "vhostfd= by number and backendfd= of an -add-fd set are taken" \
+	"vhostfd=5,backendfd=/dev/fdset/2" fds
+
+# Without num-queues a disk gets a queue per vCPU, and (where the kernel
+# has the worker ioctls, 6.5 on) a vhost worker per queue.
+q=$work/smp4
+mkdir -p "$q"
+# shellcheck disable=SC2046 # monitor_start prints words
+"$qemu" -machine pc -accel tcg -nodefaults -display none -S -smp 4 \
+	-device vhost-blk-pci,id=d4,backend-path=/dev/ram1 $(monitor_start "$q") \
+	< /dev/null > "$q/qemu.log" 2>&1 &
+echo $! > "$q/pid"
+wait_devices $((base + 1))
+hmp "$q" "info qtree"
+sleep 1
+grep -q "num-queues = 4 " "$q/monitor.log"
+ok $? "a disk without num-queues on 4 vCPUs gets 4 queues" ||
+	grep -A30 'vhost-blk-pci' "$q/monitor.log" | sed 's/^/# /'
+want=4
+[ "$(printf '%s\n' 6.5 "$(uname -r)" | sort -V | head -n1)" = 6.5 ] || want=1
+[ "$(vhost_workers "$(cat "$q/pid")" | wc -l)" = "$want" ]
+ok $? "its queues run on $want vhost worker(s)"
+guest_kill "$q"
+kill "$(cat "$q/monitor.pid")" 2> /dev/null
+wait_devices "$base"
+ok $? "the 4-queue disk's module device goes with QEMU"
 
 # ---------------------------------------------------------------- boot 1
 g=$work/boot1
