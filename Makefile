@@ -211,6 +211,7 @@ check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth \
 # Two second-level guests, one after the other, in one boot of the test VM.
 demo: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
+		$(if $(DEMO_QUEUES),--env 'DEMO_QUEUES=$(DEMO_QUEUES)') \
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
