@@ -211,11 +211,15 @@ check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth \
 # Two second-level guests, one after the other, in one boot of the test VM.
 demo: all guest-fio
 	@$(VM) run --kver $(KVER) --timeout 1500 --log $(BUILD)/demo-console.log \
+		$(if $(DEMO_QUEUES),--env 'DEMO_QUEUES=$(DEMO_QUEUES)') \
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
+# BENCH_CONFIGS and BENCH_GUEST_QUEUES go through to bench/run.
 bench: all guest-fio $(if $(QUICK),,qemu)
 	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
+		$(if $(BENCH_CONFIGS),--env 'BENCH_CONFIGS=$(BENCH_CONFIGS)') \
+		$(if $(BENCH_GUEST_QUEUES),--env 'BENCH_GUEST_QUEUES=$(BENCH_GUEST_QUEUES)') \
 		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 
 vm-run: all
