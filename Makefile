@@ -98,7 +98,7 @@ all: module helper selftests guest $(BENCH)
 help:
 	@echo 'make deps       install packages (apt-get) and extract kernel sources'
 	@echo 'make            build kernel/vhost_blk.ko, the helper and the selftests'
-	@echo 'make modules    vhost_blk.ko for every kernel of KVERS, in build/kmod/KVER/'
+	@echo 'make modules    vhost_blk.ko for every kernel of KVERS in build/kmod/KVER/, the migration control in build/kmod-control/'
 	@echo 'make check      build, lint, boot the test VM once per kernel of KVERS, run the suites'
 	@echo 'make check-debug  the fast suites and a fault-injection run on a KASAN/lockdep/kmemleak kernel'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
@@ -133,9 +133,12 @@ endif
 module: kernel-check
 	$(MAKE) $(KBUILD_ARGS) modules
 
-# One module per kernel, each in its own copy of the sources.
+# One module per kernel, each in its own copy of the sources; and for the
+# kernel of the second-level guests' suites, the live-migration test's
+# control (the module without dirty logging of data pages).
 modules:
 	@for k in $(KVERS); do $(TOP)/scripts/build-module $$k || exit 1; done
+	@$(TOP)/scripts/build-module --control $(NESTED_KVER)
 
 helper: $(HELPER)
 

@@ -672,7 +672,7 @@ static const struct file_operations vhost_blk_fops = {
 
 static struct miscdevice vhost_blk_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,
-	.name	= "vhost-blk",
+	.name	= VHOST_BLK_MISC_NAME,
 	.fops	= &vhost_blk_fops,
 	.mode	= 0600,
 };

@@ -770,7 +770,7 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	}
 	/* The data, then the status byte: log them, then the used ring. */
 	if (req->log) {
-		if (req->written)
+		if (req->written && VHOST_BLK_LOG_DATA)
 			vhost_log_write(vq, req->log, req->log_num, req->written,
 					NULL, 0);
 		kfree(req->log);

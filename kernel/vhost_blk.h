@@ -17,6 +17,21 @@
 #include "compat.h"
 #include "vhost.h"
 
+/*
+ * VHOST_BLK_NO_DATA_LOG builds the live-migration test's control, never a
+ * module for use: vhost_blk_nolog.ko, /dev/vhost-blk-nolog, which leaves the
+ * data pages of reads out of the dirty log (the status byte and the rings
+ * are still logged). The test must fail against it (scripts/build-module
+ * --control, selftests/vhost_blk/migration_test.sh).
+ */
+#ifdef VHOST_BLK_NO_DATA_LOG
+#define VHOST_BLK_MISC_NAME	"vhost-blk-nolog"
+#define VHOST_BLK_LOG_DATA	false
+#else
+#define VHOST_BLK_MISC_NAME	"vhost-blk"
+#define VHOST_BLK_LOG_DATA	true
+#endif
+
 /* Pages of a request that fit the preallocated bio and page array. */
 #define VHOST_BLK_INLINE_PAGES	32
 
