@@ -18,13 +18,7 @@
 #   boot 2: a new QEMU on the same, surviving helper: every block flushed
 #           before the kill is intact; the helper is stopped (SIGTERM) and
 #           started again under the writing guest, which sees no error.
-#           With E2E_MIGRATION=1 the guest then migrates live to a second
-#           QEMU (served by a second helper on the same backend) while the
-#           device writes into its memory, and must find every byte of that
-#           memory on the destination. Not in `make check`: under the test
-#           VM's emulation, a guest migrated while it holds some MiB of data
-#           dies on the destination even with QEMU's own virtio-blk, so the
-#           test cannot judge vhost-blk there (Documentation/testing.rst).
+#           (Live migration is migration_test's.)
 # Prints TAP.
 set -uo pipefail
 
@@ -34,7 +28,6 @@ blkcheck=$top/build/guest/blkcheck
 # shellcheck source=selftests/vhost_blk/guest_lib.sh
 . "$top/selftests/vhost_blk/guest_lib.sh"
 
-migration=${E2E_MIGRATION:+migrate}
 serial=e2e-disk-serial
 ro_serial=e2e-ro-serial
 mem=384
@@ -45,7 +38,6 @@ n=0
 failed=0
 rw_pid=
 ro_pid=
-dst_pid=
 rw=
 image=$work/disk.img
 
@@ -53,8 +45,7 @@ cleanup() {
 	for g in "$work"/boot*/; do
 		[ -f "$g/pid" ] && guest_kill "$g"
 	done
-	kill "$rw_pid" "$ro_pid" "$dst_pid" 2> /dev/null
-	kill "$(cat "$work/boot2/monitor.pid" 2> /dev/null)" 2> /dev/null
+	kill "$rw_pid" "$ro_pid" 2> /dev/null
 	wait 2> /dev/null
 	[ -n "$rw" ] && losetup -d "$rw"
 	rmmod brd 2> /dev/null
@@ -154,13 +145,10 @@ ok $? "the helper saw the disconnect and reset the device"
 ok $? "the backend holds every block flushed before the kill"
 
 # ---------------------------------------------------------------- boot 2
-# Only the read-write disk: the migration's destination needs a second
-# helper for every disk (a helper serves one front-end at a time).
+# Only the read-write disk.
 g=$work/boot2
-mkdir -p "$g"
-# shellcheck disable=SC2046 # qemu-args and monitor_start print words
-guest_start "$g" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk rw --num-queues 2) \
-	$(monitor_start "$g")
+# shellcheck disable=SC2046 # qemu-args prints words
+guest_start "$g" "$mem" "e2e.sh second $flushed" $(qemu_disk rw --num-queues 2)
 guest_wait "$g" '^FLUSHED-INTACT ' "$boot_secs"
 ok $? "a new QEMU boots on the same helper" "$g"
 grep -qx "FLUSHED-INTACT 0" "$g/out"
@@ -185,41 +173,10 @@ ok $? "QEMU reconnected to the restarted helper"
 "$blkcheck" verify "$rw" 8192 768 3
 ok $? "the backend holds every round"
 
-if [ -z "$migration" ]; then
-	guest_end "$g" 120
-	ok $? "guest finishes" "$g"
-	grep -qx "DMESG-ERRORS 0" "$g/out"
-	ok $? "guest kernel log has no error" "$g"
-	echo "1..$n"
-	exit $((failed > 0))
-fi
-
-# Live migration: the destination QEMU waits for the state on a unix
-# socket, with its own helper on the same backend (--shared: the source's
-# helper holds it exclusively).
-start_helper dst "$rw" --num-queues 2 --serial "$serial" --shared
-ok $? "a second helper serves the destination" || exit 1
-dst_pid=$helper_pid
-d=$work/boot2-dst
-# shellcheck disable=SC2046 # qemu-args prints words
-guest_start "$d" "$mem" "e2e.sh second $flushed $migration" $(qemu_disk dst --num-queues 2) \
-	-incoming "unix:$work/migration.sock"
-wait_socket "$work/migration.sock"
-guest_wait "$g" '^migrate: first pass done' 120
-migrate_guest "$g" "$work/migration.sock" live
-ok $? "QEMU migrates the guest to the destination" "$g"
-# The guest runs on the destination now: tell it to stop and check.
-"$blkcheck" write "$rw" 12287 1 1
-hmp "$g" quit
-guest_end "$d" 300
-ok $? "guest finishes on the destination" "$d"
-guest_value "$d" migrate: | sed 's/^/# /'
-grep -qx "MIGRATE-VERIFY 0" "$d/out"
-ok $? "memory the device wrote during the migration reached the destination" "$d"
-grep -qx "DMESG-ERRORS 0" "$d/out"
-ok $? "guest kernel log has no error" "$d"
-grep -q "front-end connected" "$work/helper-dst.log"
-ok $? "the destination's helper served the migrated guest"
+guest_end "$g" 120
+ok $? "guest finishes" "$g"
+grep -qx "DMESG-ERRORS 0" "$g/out"
+ok $? "guest kernel log has no error" "$g"
 
 echo "1..$n"
 exit $((failed > 0))
