@@ -13,8 +13,9 @@
 # script's output, then "GUEST-EXIT <status>"), qemu.log, pid.
 #
 # For the suites that drive guests, it also has their TAP line (ok, which
-# counts in the globals n and failed), the wait for a socket, a process's
-# CPU time, the human monitor over a FIFO and a migration through it.
+# counts in the globals n and failed), the wait for a socket or for the
+# module's device count, a process's CPU time, the human monitor over a
+# FIFO and a migration through it.
 
 # Kernel options that take a third off a boot under double emulation: no
 # crypto self-tests, no speculation mitigations, no LSMs, no clocksource
@@ -139,6 +140,18 @@ wait_socket() {
 	local i
 	for ((i = 0; i < ${2:-10} * 10; i++)); do
 		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_refcnt MODULE COUNT: waits up to 30 s for MODULE (vhost_blk, or the
+# migration test's control) to hold COUNT devices: its reference count is
+# one per open /dev/vhost-blk file.
+wait_refcnt() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(cat "/sys/module/$1/refcnt")" = "$2" ] && return 0
 		sleep 0.1
 	done
 	return 1

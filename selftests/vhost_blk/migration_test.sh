@@ -66,17 +66,6 @@ if [ ! -x "$qemu" ]; then
 	exit 0
 fi
 
-# wait_refcnt MODULE COUNT: waits up to 30 s for MODULE to hold COUNT
-# devices (one per open /dev/vhost-blk file).
-wait_refcnt() {
-	local i
-	for ((i = 0; i < 300; i++)); do
-		[ "$(cat "/sys/module/$1/refcnt")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # quit_guest DIR: quits the guest's QEMU over the monitor (killing it after
 # 10 s) and reaps it.
 quit_guest() {

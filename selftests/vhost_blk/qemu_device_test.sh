@@ -67,14 +67,7 @@ fi
 devices() { cat "$refcnt"; }
 
 # wait_devices COUNT: waits up to 30 s for the module to hold COUNT devices.
-wait_devices() {
-	local i
-	for ((i = 0; i < 300; i++)); do
-		[ "$(devices)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+wait_devices() { wait_refcnt vhost_blk "$1"; }
 
 # Read-write disk: a loop device over a file in the test VM's tmpfs (it
 # discards). ram0: read-only disk holding 16 blocks of generation 7; ram1:
