@@ -31,7 +31,7 @@ blkcheck=$top/build/guest/blkcheck
 serial=e2e-disk-serial
 ro_serial=e2e-ro-serial
 mem=384
-boot_secs=420
+boot_secs=600
 # In the test VM's tmpfs: unix sockets cannot live on 9p, nor loop devices.
 work=$(mktemp -d /tmp/e2e.XXXXXX)
 n=0
