@@ -102,6 +102,7 @@ help:
 	@echo 'make check      build, lint, boot the test VM once per kernel of KVERS, run the suites'
 	@echo 'make check-debug  the fast suites and a fault-injection run on a KASAN/lockdep/kmemleak kernel'
 	@echo 'make demo       a vhost-blk guest and a QEMU data-plane guest, same fio jobs'
+	@echo 'make migration-matrix  live-migrate TCG guests per QEMU (7.2, 10.0) and guest RAM, on this host (MATRIX_ARGS)'
 	@echo 'make qemu       QEMU 10.0 with -device vhost-blk-pci and its qtests (patches/qemu) into build/qemu/'
 	@echo 'make bench      every configuration side by side into bench/results/ (QUICK=1: a subset)'
 	@echo 'make vm-shell   interactive shell in the test VM'
@@ -210,6 +211,14 @@ check: all qemu modules
 check-debug: helper selftests $(BUILD)/selftests/vhost_blk/fail_nth \
 		$(BUILD)/selftests/vhost_blk/dirty_log_faults
 	@$(TOP)/scripts/check-debug
+
+# Live migration hop after hop of first-level TCG guests on this machine,
+# per QEMU (10.0, Debian 12's 7.2 unpacked into build/qemu-7.2/) and guest
+# RAM (private, shared memfd); see scripts/migration-matrix --help. Not
+# part of `make check`.
+.PHONY: migration-matrix
+migration-matrix: guest
+	@$(TOP)/scripts/migration-matrix $(MATRIX_ARGS)
 
 # Two second-level guests, one after the other, in one boot of the test VM.
 demo: all guest-fio
