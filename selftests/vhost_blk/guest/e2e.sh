@@ -65,7 +65,7 @@ second() {
 		r=$((r + 1))
 	done
 	blkcheck verify /dev/vda 8192 768 3; echo "ROUNDS-VERIFY $?"
-	echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
+	/guest/dmesg-errors.sh
 }
 
 # wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s.
@@ -110,7 +110,7 @@ hotplug() {
 		echo "MIGRATE-START"
 		blkcheck migrate /dev/vda 12288 16 12287; echo "MIGRATE-VERIFY $?"
 	fi
-	echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
+	/guest/dmesg-errors.sh
 }
 
 case $1 in

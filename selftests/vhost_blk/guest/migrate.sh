@@ -16,7 +16,7 @@
 #   MIGRATE <hop> <dev> <line>     blkcheck's report of the hop
 #   MIGRATE-VERIFY <hop> <dev> <status>
 #                                  0: every buffer held what the device read
-# and at the end DMESG-ERRORS <count>.
+# and at the end the kernel's error lines (dmesg-errors.sh).
 
 hops=$1
 shift
@@ -42,4 +42,4 @@ while [ "$hop" -lt "$hops" ]; do
 	done
 	hop=$((hop + 1))
 done
-echo "DMESG-ERRORS $(dmesg | grep -ci 'error')"
+/guest/dmesg-errors.sh
