@@ -214,27 +214,21 @@ migration_status() {
 		awk '/^(Migration status|Status):/ { sub(/^[^:]*:[ \t]*/, ""); s = $1 } END { print s }'
 }
 
-# migrate_guest DIR SOCKET MODE: migrates DIR's guest to the QEMU waiting
-# with -incoming on the unix SOCKET and prints the outcome as a TAP comment;
-# fails unless the migration completed. MODE "live": the guest runs on, and
-# at 16 MiB/s its 40-odd MiB of data take seconds to copy while the device
-# keeps writing into guest memory (the dirty log's test). MODE "paused": the
-# source is stopped first, and the destination stays paused until the caller
-# sends it "cont".
+# migrate_guest DIR SOCKET: migrates DIR's running guest live to the QEMU
+# waiting with -incoming on the unix SOCKET and prints the outcome as a TAP
+# comment; fails unless the migration completed. At 16 MiB/s the guest's
+# memory takes seconds to copy while its devices keep writing into it (the
+# dirty log's test).
 migrate_guest() {
 	local g=$1 status i
-	if [ "$3" = live ]; then
-		hmp "$g" "migrate_set_parameter max-bandwidth 16M"
-		sleep 2
-	else
-		hmp "$g" stop
-	fi
+	hmp "$g" "migrate_set_parameter max-bandwidth 16M"
+	sleep 2
 	hmp "$g" "migrate -d unix:$2"
 	for ((i = 0; i < 120; i++)); do
 		status=$(migration_status "$g")
 		[[ $status == @(completed|failed|cancelled) ]] && break
 	done
-	echo "# $3 migration: $status"
+	echo "# live migration: $status"
 	[ "$status" = completed ]
 }
 

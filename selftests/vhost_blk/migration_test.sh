@@ -123,7 +123,7 @@ hop() {
 	wait_socket "$work/migration.sock" 60
 	guest_wait "$from" "^MIGRATE-READY $hop\$" 300
 	ok $? "hop $hop: the guest reads on both disks" "$from" || return 1
-	migrate_guest "$from" "$work/migration.sock" live
+	migrate_guest "$from" "$work/migration.sock"
 	ok $? "hop $hop: QEMU migrates the running guest" "$from" || return 1
 	# The guest runs on the destination now: tell it the hop is over.
 	for loop in "${loops[@]}"; do

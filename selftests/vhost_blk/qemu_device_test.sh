@@ -279,7 +279,7 @@ guest_start "$d" "$mem" "e2e.sh hotplug migrate" \
 	-incoming "unix:$work/migration.sock" $(monitor_start "$d")
 wait_socket "$work/migration.sock"
 guest_wait "$g" '^migrate: first pass done' 120
-migrate_guest "$g" "$work/migration.sock" live
+migrate_guest "$g" "$work/migration.sock"
 ok $? "QEMU migrates the running guest to the destination" "$g"
 # The guest runs on the destination now: tell it to stop and check.
 "$blkcheck" write "$rw" 12287 1 1
