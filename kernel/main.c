@@ -117,9 +117,9 @@ out:
  * @bvq: the queue
  *
  * Returns once every request taken from the avail ring is in the used ring,
- * or, when the queue's worker died with its owner, once every request's
- * I/O ended and what it held is released. Caller holds dev.mutex, not the
- * queue mutex: the worker needs it to complete the requests in flight.
+ * also when the queue's worker died with its owner (vhost_blk_finish_orphans()
+ * reports what it left). Caller holds dev.mutex, not the queue mutex: the
+ * worker needs it to complete the requests in flight.
  */
 static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
 {
@@ -135,7 +135,7 @@ static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
 				!llist_empty(&bvq->completed)));
 		if (!atomic_read(&bvq->inflight))
 			break;
-		vhost_blk_drop_orphans(bvq);
+		vhost_blk_finish_orphans(bvq);
 	}
 
 	mutex_lock(&vq->mutex);
@@ -389,6 +389,35 @@ static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
 	return ret;
 }
 
+/**
+ * vhost_blk_file_flush() - stop the device when its owner dies
+ * @file: the device's file
+ * @id: the files table a descriptor of @file is closed from
+ *
+ * A process that dies (killed, crashed, or exiting with its files open)
+ * has its files released only once all of them are closed, in an order
+ * nobody should rely on. A vhost-user front-end learns of the back-end's
+ * death when the socket is released, and then reads the used ring as the
+ * last word on what was done: a request reported after that runs twice,
+ * one left out is lost. So when the owner's last thread closes its files,
+ * which is before any of them is released, the device stops here and lets
+ * go of its block device: every request it took is in the used ring by the
+ * time the socket or any other file of the owner is released.
+ *
+ * Return: 0; closing always succeeds.
+ */
+static int vhost_blk_file_flush(struct file *file, fl_owner_t id)
+{
+	struct vhost_blk *blk = file->private_data;
+
+	if (!(current->flags & PF_EXITING) || vhost_blk_lock(blk))
+		return 0;
+	if (blk->owner == task_tgid(current))
+		vhost_blk_detach(blk);
+	mutex_unlock(&blk->dev.mutex);
+	return 0;
+}
+
 static int vhost_blk_release(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk = file->private_data;
@@ -402,6 +431,7 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 		vhost_dev_cleanup(&blk->dev);
 	}
 	mem_cgroup_put(blk->memcg);
+	put_pid(blk->owner);
 	kfree(blk->vq_ptrs);
 	kvfree(blk->vqs);
 	mutex_destroy(&blk->init_lock);
@@ -490,14 +520,16 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	vhost_dev_reset_owner(&blk->dev, umem);
 	mem_cgroup_put(blk->memcg);
 	blk->memcg = NULL;
+	put_pid(blk->owner);
+	blk->owner = NULL;
 out:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
 }
 
 /*
- * VHOST_SET_OWNER, after the queues are set up, and the owner's memory
- * cgroup for what requests allocate.
+ * VHOST_SET_OWNER, after the queues are set up; the owner's memory cgroup
+ * for what requests allocate, and its process for vhost_blk_file_flush().
  */
 static long vhost_blk_set_owner(struct vhost_blk *blk, void __user *argp)
 {
@@ -511,8 +543,10 @@ static long vhost_blk_set_owner(struct vhost_blk *blk, void __user *argp)
 
 	mutex_lock(&blk->dev.mutex);
 	ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_OWNER, argp);
-	if (!ret)
+	if (!ret) {
 		blk->memcg = get_mem_cgroup_from_mm(current->mm);
+		blk->owner = get_pid(task_tgid(current));
+	}
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
 }
@@ -664,6 +698,7 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 static const struct file_operations vhost_blk_fops = {
 	.owner		= THIS_MODULE,
 	.open		= vhost_blk_open,
+	.flush		= vhost_blk_file_flush,
 	.release	= vhost_blk_release,
 	.llseek		= noop_llseek,
 	.unlocked_ioctl	= vhost_blk_ioctl,

@@ -30,11 +30,13 @@
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
+#include <linux/kthread.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
+#include <linux/workqueue.h>
 
 #include "vhost_blk.h"
 
@@ -827,40 +829,43 @@ void vhost_blk_complete_work(struct vhost_work *work)
 		wake_up_var(&bvq->inflight);
 }
 
+struct vhost_blk_orphans {
+	struct work_struct work;
+	struct vhost_blk_vq *bvq;
+};
+
+static void vhost_blk_orphans_work(struct work_struct *work)
+{
+	struct vhost_blk_orphans *o = container_of(work, struct vhost_blk_orphans,
+						   work);
+	struct mm_struct *mm = o->bvq->blk->dev.mm;
+
+	kthread_use_mm(mm);
+	vhost_blk_complete_work(&o->bvq->complete_work);
+	kthread_unuse_mm(mm);
+}
+
 /**
- * vhost_blk_drop_orphans() - finish the completed requests no worker will
+ * vhost_blk_finish_orphans() - report the completed requests no worker will
  * @bvq: the queue, being stopped, whose worker is gone (@bvq->orphaned)
  *
  * Since 6.10 the workers, threads of the owner, exit when it is killed; the
  * completions that could not be queued after that wait in @bvq->completed.
- * Nobody is left to read the rings and the owner's memory may be gone, so
- * nothing reaches guest memory: no status byte, no bounce copy, no dirty
- * log, no used ring entry. The pages are released and the budget given
- * back, so the device can be torn down. Runs in the stopping task.
+ * They are reported as the worker would have, in the used ring with their
+ * status, data and dirty log, by a kernel worker thread that borrows the
+ * owner's address space: the vhost core holds it until the device is
+ * cleaned up, so it is still there. A front-end that reads the ring once
+ * the owner is gone (a vhost-user front-end whose back-end was killed)
+ * finds every request the device took in it, never a hole. Runs in the
+ * stopping task, which may have no address space of its own (the owner
+ * exiting); returns once the batch is reported.
  */
-void vhost_blk_drop_orphans(struct vhost_blk_vq *bvq)
+void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 {
-	struct vhost_virtqueue *vq = &bvq->vq;
-	struct vhost_blk_req *req, *tmp;
-	struct llist_node *done;
-	int n = 0;
+	struct vhost_blk_orphans o = { .bvq = bvq };
 
-	done = llist_del_all(&bvq->completed);
-	if (!done)
-		return;
-
-	mutex_lock(&vq->mutex);
-	llist_for_each_entry_safe(req, tmp, done, node) {
-		req->status = VIRTIO_BLK_S_IOERR;
-		req->status_addr = NULL;
-		req->logged = false;
-		kfree(req->log);
-		req->log = NULL;
-		vhost_blk_req_finish(req);
-		n++;
-	}
-	mutex_unlock(&vq->mutex);
-
-	if (atomic_sub_and_test(n, &bvq->inflight))
-		wake_up_var(&bvq->inflight);
+	INIT_WORK_ONSTACK(&o.work, vhost_blk_orphans_work);
+	queue_work(system_unbound_wq, &o.work);
+	flush_work(&o.work);
+	destroy_work_on_stack(&o.work);
 }

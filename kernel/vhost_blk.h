@@ -119,7 +119,7 @@ struct vhost_blk_req {
  * @inflight: requests taken from the avail ring and not yet in the used
  *            ring; stop waits for zero
  * @orphaned: a completion found the queue without a worker (its owner was
- *            killed, 6.10 and later): stop finishes what is left itself.
+ *            killed, 6.10 and later): stop reports what is left itself.
  *            Set without lock by bio completion (smp_store_mb, then the
  *            wake-up), read by stop, cleared under the queue mutex at
  *            start, when no completion can run
@@ -160,9 +160,12 @@ struct vhost_blk_vq {
  * @serial: GET_ID's answer
  * @memcg: the owner's memory cgroup, taken at VHOST_SET_OWNER and dropped
  *         when the owner goes; what requests allocate is charged to it
+ * @owner: the owner's thread group, held from VHOST_SET_OWNER until the
+ *         owner goes; the device stops when it dies (vhost_blk_file_flush())
  *
- * @force_ro, @serial and @memcg change under dev.mutex and only while every
- * queue is stopped, so the worker reads them under its queue mutex alone.
+ * @force_ro, @serial, @memcg and @owner change under dev.mutex and only
+ * while every queue is stopped, so the worker reads them under its queue
+ * mutex alone.
  *
  * Allocated in open, the queues at the first VHOST_SET_OWNER, all freed in
  * release: nothing outlives the file.
@@ -178,6 +181,7 @@ struct vhost_blk {
 	bool force_ro;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 	struct mem_cgroup *memcg;
+	struct pid *owner;
 };
 
 /* main.c */
@@ -196,6 +200,6 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 /* request.c */
 void vhost_blk_handle_kick(struct vhost_work *work);
 void vhost_blk_complete_work(struct vhost_work *work);
-void vhost_blk_drop_orphans(struct vhost_blk_vq *bvq);
+void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq);
 
 #endif /* _VHOST_BLK_H */

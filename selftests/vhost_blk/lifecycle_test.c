@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -777,6 +779,149 @@ TEST_F(in_flight, owner_killed_with_io_in_flight_releases_everything)
 	vblk_dev_close(&self->dev);
 	EXPECT_EQ(0, wait_released(self->refs, getpid()));
 	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+}
+
+/*
+ * What a vhost-user back-end's death looks like to its front-end: the
+ * back-end's end of the socket closes when its files are released, and
+ * the front-end then reads each used index as final. The child tells the
+ * parent where they are: its guest memory (the memfd, passed along) and
+ * the offset of each queue's used index in it.
+ */
+struct rings_msg {
+	unsigned int done;
+	size_t used_idx_off[NQUEUES];
+};
+
+/*
+ * The child: a device of its own with the load in flight, and @sock, its
+ * end of the "front-end connection", below the device's descriptors or,
+ * with @sock_above, above them all (files of a dead process are released
+ * in no order to rely on; 6.1 and 6.12 release the highest first).
+ */
+static void back_end_child(const char *path, const struct vblk_opts *opts,
+			   int sock, bool sock_above, uint64_t seed)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	static struct load l;
+	struct rings_msg m = { 0 };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	struct vblk_dev dev;
+	unsigned int i;
+
+	if (vblk_dev_start(&dev, opts, path, O_RDWR))
+		_exit(2);
+	if (sock_above) {
+		int fd = fcntl(sock, F_DUPFD_CLOEXEC, 512);
+
+		if (fd < 0)
+			_exit(3);
+		close(sock);
+		sock = fd;
+	}
+	if (alloc_load(&dev, &l) || submit_load(&dev, &l, seed, opts->features & F_INDIRECT))
+		_exit(4);
+	if (wait_taken(&dev))
+		_exit(5);
+	m.done = used_pending(&dev);
+	for (i = 0; i < NQUEUES; i++)
+		m.used_idx_off[i] = (uint8_t *)&dev.queues[i].vr.used->idx - dev.mem.map;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &dev.mem.fd, sizeof(int));
+	if (sendmsg(sock, &msg, 0) != sizeof(m))
+		_exit(6);
+	for (;;)
+		pause();
+}
+
+/* The child's message and its guest memory, mapped; -1 on failure. */
+static int recv_rings(int sock, struct rings_msg *m, const uint8_t **map,
+		      size_t *size)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	struct stat st;
+	int fd;
+
+	if (poll(&pfd, 1, 4 * VBLK_TIMEOUT_MS) != 1 ||
+	    recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != sizeof(*m))
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -1;
+	}
+	*size = st.st_size;
+	*map = mmap(NULL, *size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	return *map == MAP_FAILED ? -1 : 0;
+}
+
+TEST_F(in_flight, owner_killed_reports_every_request_before_its_socket_closes)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	unsigned int order, i, reported;
+	struct load l = { 0 };
+	struct rings_msg m;
+	const uint8_t *map;
+	int sv[2], status;
+	size_t size;
+	pid_t child;
+	char c;
+
+	vblk_dev_close(&self->dev);
+	ASSERT_EQ(0, wait_released(self->refs, getpid()));
+	for (order = 0; order < 2; order++) {
+		l.seed = 7000 + order * 1000;
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+		child = fork();
+		ASSERT_LE(0, child);
+		if (!child) {
+			close(sv[0]);
+			back_end_child(self->be.path, &self->opts, sv[1], order, l.seed);
+		}
+		close(sv[1]);
+		ASSERT_EQ(0, recv_rings(sv[0], &m, &map, &size)) {
+			kill(child, SIGKILL);
+			waitpid(child, &status, 0);
+			TH_LOG("child failed at step %d",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		ASSERT_GT((unsigned int)NREQ, m.done) TH_LOG("nothing in flight");
+		ASSERT_EQ(0, kill(child, SIGKILL));
+
+		/* The disconnect, and right then what the front-end reads. */
+		pfd.fd = sv[0];
+		EXPECT_EQ(1, poll(&pfd, 1, 4 * VBLK_TIMEOUT_MS));
+		EXPECT_EQ(0, read(sv[0], &c, 1));
+		reported = 0;
+		for (i = 0; i < NQUEUES; i++) {
+			ASSERT_GT(size, m.used_idx_off[i]);
+			reported += *(volatile const uint16_t *)(map + m.used_idx_off[i]);
+		}
+		EXPECT_EQ((unsigned int)NREQ, reported)
+			TH_LOG("socket %s the device's descriptors: %u done before the kill",
+			       order ? "above" : "below", m.done);
+
+		ASSERT_EQ(child, waitpid(child, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status));
+		munmap((void *)map, size);
+		close(sv[0]);
+		EXPECT_EQ(0, wait_released(self->refs, child));
+		check_writes_landed(_metadata, &self->be, &l);
+	}
 }
 
 /* One device's life: set up, verified I/O, and an end that varies with
