@@ -12,6 +12,7 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/uio.h>
 #include <linux/vhost.h>
@@ -52,6 +53,18 @@ static inline struct block_device *vhost_blk_file_bdev(struct file *file)
 	return file_bdev(file);
 #else
 	return I_BDEV(file->f_mapping->host);
+#endif
+}
+
+/*
+ * 6.8: eventfd_signal() adds one; before, it took the count to add.
+ */
+static inline void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx)
+{
+#ifdef VHOST_BLK_HAVE_EVENTFD_SIGNAL_ONE
+	eventfd_signal(ctx);
+#else
+	eventfd_signal(ctx, 1);
 #endif
 }
 

@@ -107,6 +107,14 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	}
 	/* Requests the driver queued before the start. */
 	vhost_poll_queue(&vq->poll);
+	/*
+	 * And an interrupt, which virtio allows to be spurious: one for a
+	 * completion the device reported while the driver could not hear it
+	 * (the call eventfd was not set yet, a vhost-user back-end was being
+	 * restarted) would otherwise leave the driver waiting for good.
+	 */
+	if (vq->call_ctx.ctx)
+		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
 out:
 	mutex_unlock(&vq->mutex);
 	return ret;

@@ -462,6 +462,60 @@ static int vring_file(struct vblk_queue *q, unsigned long req, int fd)
 	return ioctl(q->dev->fd, req, &f) ? -errno : 0;
 }
 
+/* The count of @q's call eventfd, read and reset; 0 when it is not set. */
+static uint64_t calls_pending(struct vblk_queue *q)
+{
+	uint64_t v;
+
+	if (read(q->call_fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+static int restart(struct vblk_dev *dev, const char *path)
+{
+	int fd, ret;
+
+	ret = vblk_dev_set_backend(dev, -1);
+	if (ret)
+		return ret;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = vblk_dev_set_backend(dev, fd);
+	close(fd);
+	return ret;
+}
+
+/*
+ * A completion reported while the driver could not hear it (a vhost-user
+ * back-end restarting) must not leave it waiting: each start is one
+ * interrupt per queue, virtio allows spurious ones.
+ */
+TEST_F(in_flight, every_start_signals_each_queue_once)
+{
+	unsigned int i;
+
+	/* The fixture's start, before any request. */
+	for (i = 0; i < NQUEUES; i++)
+		EXPECT_EQ(1U, calls_pending(&self->dev.queues[i])) TH_LOG("queue %u", i);
+	ASSERT_EQ(0, vblk_dev_set_backend(&self->dev, -1));
+	for (i = 0; i < NQUEUES; i++)
+		EXPECT_EQ(0U, calls_pending(&self->dev.queues[i])) TH_LOG("queue %u", i);
+	ASSERT_EQ(0, restart(&self->dev, self->be.path));
+	for (i = 0; i < NQUEUES; i++)
+		EXPECT_EQ(1U, calls_pending(&self->dev.queues[i])) TH_LOG("queue %u", i);
+
+	/* A queue without a call eventfd starts all the same. */
+	ASSERT_EQ(0, vring_file(&self->dev.queues[0], VHOST_SET_VRING_CALL, -1));
+	ASSERT_EQ(0, restart(&self->dev, self->be.path));
+	EXPECT_EQ(0U, calls_pending(&self->dev.queues[0]));
+	EXPECT_EQ(1U, calls_pending(&self->dev.queues[1]));
+	ASSERT_EQ(0, vring_file(&self->dev.queues[0], VHOST_SET_VRING_CALL,
+				self->dev.queues[0].call_fd));
+	check_serves(_metadata, &self->dev, NQUEUES, 9900);
+}
+
 /*
  * The queue as the library set it up, emptied: rings zeroed, every
  * descriptor free, indices at 0, and the ring settings sent again.
