@@ -42,6 +42,8 @@
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -61,6 +63,7 @@
 #define PROTOCOL_FEATURES	((1ULL << VU_PROTOCOL_F_MQ) | \
 				 (1ULL << VU_PROTOCOL_F_LOG_SHMFD) | \
 				 (1ULL << VU_PROTOCOL_F_REPLY_ACK) | \
+				 (1ULL << VU_PROTOCOL_F_BACKEND_REQ) | \
 				 (1ULL << VU_PROTOCOL_F_CONFIG) | \
 				 (1ULL << VU_PROTOCOL_F_RESET_DEVICE) | \
 				 (1ULL << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
@@ -92,6 +95,8 @@ struct conn {
 	struct ring rings[VHOST_BLK_MAX_QUEUES];
 	void *log;
 	size_t log_size;
+	int backend_req;		/* SET_BACKEND_REQ_FD's socket, or -1 */
+	uint64_t capacity;		/* sectors, as the front-end last read */
 	char why[192];			/* the reason of the last failure */
 };
 
@@ -848,8 +853,56 @@ static int handle_get_config(struct conn *c, struct vu_msg *m)
 	/* As many as we serve, also where the kernel has more (ABI 1: 16). */
 	cfg.num_queues = htole16(c->opts->num_queues);
 	memcpy(req->data, (uint8_t *)&cfg + req->offset, req->size);
+	c->capacity = le64toh(cfg.capacity);
 	return vu_msg_reply(c->sock, VU_GET_CONFIG, req,
 			    VU_CONFIG_HDR_SIZE + req->size);
+}
+
+/*
+ * The front-end's channel for the back-end's requests, which says when the
+ * disk changed size. Kept until the next one or the end of the connection.
+ */
+static int handle_set_backend_req_fd(struct conn *c, struct vu_msg *m)
+{
+	int type, fd;
+	socklen_t len = sizeof(type);
+
+	if (!(c->protocol_features & (1ULL << VU_PROTOCOL_F_BACKEND_REQ)))
+		return failf(c, -EPROTO, "BACKEND_REQ was not negotiated");
+	if (getsockopt(m->fds[0], SOL_SOCKET, SO_TYPE, &type, &len) ||
+	    type != SOCK_STREAM)
+		return failf(c, -EINVAL, "the channel is not a stream socket");
+	fd = fcntl(m->fds[0], F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return failf(c, -errno, "keeping the channel: %s", strerror(errno));
+	if (c->backend_req >= 0)
+		close(c->backend_req);
+	c->backend_req = fd;
+	return 0;
+}
+
+void conn_backend_changed(struct conn *c)
+{
+	struct vhost_blk_config cfg;
+	uint64_t capacity;
+	int ret;
+
+	if (KIOCTL(c, VHOST_BLK_GET_CONFIG, &cfg)) {
+		serve_log(c->name, "%s changed: %s", c->opts->backend, c->why);
+		return;
+	}
+	capacity = le64toh(cfg.capacity);
+	if (capacity == c->capacity)
+		return;
+	serve_log(c->name, "%s: %" PRIu64 " sectors, was %" PRIu64 "%s",
+		  c->opts->backend, capacity, c->capacity,
+		  c->backend_req < 0 ? "; the front-end has no back-end channel (BACKEND_REQ), the guest sees it after a reset" : "");
+	c->capacity = capacity;
+	if (c->backend_req < 0)
+		return;
+	ret = vu_msg_notify(c->backend_req, VU_BACKEND_CONFIG_CHANGE_MSG);
+	if (ret)
+		serve_log(c->name, "CONFIG_CHANGE_MSG: %s", strerror(-ret));
 }
 
 static void forget_state(struct conn *c)
@@ -949,6 +1002,8 @@ static int dispatch(struct conn *c, struct vu_msg *m)
 		return handle_get_config(c, m);
 	case VU_SET_CONFIG:
 		return failf(c, -EPERM, "the device has no writable config");
+	case VU_SET_BACKEND_REQ_FD:
+		return handle_set_backend_req_fd(c, m);
 	default:
 		return failf(c, -EOPNOTSUPP, "request not supported");
 	}
@@ -1012,6 +1067,7 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 	c->name = name;
 	c->sock = sock;
 	c->backend_fd = backend_fd;
+	c->backend_req = -1;
 	c->kfd = kdev_open(&why);
 	if (c->kfd < 0) {
 		serve_log(name, "%s: %s: %s; disconnecting", KDEV_PATH, why,
@@ -1044,6 +1100,8 @@ void conn_close(struct conn *c)
 		close(c->kfd);
 	}
 	forget_state(c);
+	if (c->backend_req >= 0)
+		close(c->backend_req);
 	close(c->sock);
 	free(c);
 }

@@ -27,6 +27,14 @@ struct conn *conn_open(const struct serve_opts *opts, const char *name,
 int conn_handle(struct conn *c, struct vu_msg *m);
 
 /*
+ * The backend may have changed size (a uevent said so): when its capacity
+ * differs from what the front-end last read, tells it with the back-end
+ * request CONFIG_CHANGE_MSG, after which QEMU reads the config again and
+ * interrupts the guest. Logs what it did.
+ */
+void conn_backend_changed(struct conn *c);
+
+/*
  * Stops the device (every request in flight completes), closes it, unmaps
  * the guest memory and the log, closes the socket and frees @c.
  */

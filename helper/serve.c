@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "kdev.h"
 #include "serve.h"
+#include "uevent.h"
 #include "vu_msg.h"
 
 /* The most a message may take to arrive once its first byte did. */
@@ -103,12 +104,12 @@ static void refuse_pending(const char *name, int lfd, const char *why)
  */
 static int serve_conn(const struct serve_opts *opts, const char *name,
 		      int sock, const struct ucred *cred, int lfd,
-		      int backend_fd, int sigfd)
+		      int backend_fd, dev_t backend_dev, int sigfd)
 {
 	char busy[64];
 	struct conn *c;
 	struct vu_msg m;
-	int ret;
+	int ufd, ret;
 
 	serve_log(name, "front-end connected (pid %d, uid %d)", (int)cred->pid,
 		  (int)cred->uid);
@@ -117,14 +118,20 @@ static int serve_conn(const struct serve_opts *opts, const char *name,
 	c = conn_open(opts, name, sock, backend_fd);
 	if (!c)
 		return 0;
+	/* Without events the guest learns of a new size at its next reset. */
+	ufd = uevent_open();
+	if (ufd < 0)
+		serve_log(name, "device events: %s; a resized backend is not announced",
+			  strerror(-ufd));
 	for (;;) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = sock, .events = POLLIN },
 			{ .fd = sigfd, .events = POLLIN },
 			{ .fd = lfd, .events = POLLIN },
+			{ .fd = ufd, .events = POLLIN },
 		};
 
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -136,6 +143,8 @@ static int serve_conn(const struct serve_opts *opts, const char *name,
 			ret = -EINTR;
 			break;
 		}
+		if (pfd[3].revents && uevent_changed(ufd, backend_dev))
+			conn_backend_changed(c);
 		/*
 		 * Our front-end's messages and hang-up first: one that closed
 		 * and connects again is not refused as a second one.
@@ -166,6 +175,8 @@ static int serve_conn(const struct serve_opts *opts, const char *name,
 			break;
 		}
 	}
+	if (ufd >= 0)
+		close(ufd);
 	conn_close(c);
 	return ret;
 }
@@ -336,6 +347,7 @@ int serve_run(const struct serve_opts *opts_given)
 	const char *name = opts->socket ? opts->socket : "listening socket";
 	int sigfd, lfd = -1, backend_fd, kfd, ret, status = 1;
 	struct signalfd_siginfo si;
+	struct stat backend_st;
 	char fdname[32];
 	const char *why;
 	sigset_t old;
@@ -343,6 +355,11 @@ int serve_run(const struct serve_opts *opts_given)
 	backend_fd = cli_open_backend(opts->backend, opts->read_only, opts->shared);
 	if (backend_fd < 0)
 		return 1;
+	if (fstat(backend_fd, &backend_st)) {
+		fprintf(stderr, "vhostblk-setup serve: %s: %s\n", opts->backend,
+			strerror(errno));
+		goto out_backend;
+	}
 	/*
 	 * Fail now, not at the first connection, if the module is missing or
 	 * cannot serve the queues or workers asked for.
@@ -419,7 +436,7 @@ int serve_run(const struct serve_opts *opts_given)
 			continue;
 		}
 		if (serve_conn(opts, name, sock, &cred, lfd, backend_fd,
-			       sigfd) == -EINTR)
+			       backend_st.st_rdev, sigfd) == -EINTR)
 			break;
 	}
 	if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {

@@ -209,12 +209,12 @@ int vu_msg_recv(int sock, struct vu_msg *msg, int cancel_fd, int timeout_ms)
 	return ret;
 }
 
-int vu_msg_reply(int sock, uint32_t request, const void *payload,
-		 uint32_t size)
+static int send_msg(int sock, uint32_t request, uint32_t flags,
+		    const void *payload, uint32_t size)
 {
 	struct vu_hdr hdr = {
 		.request = request,
-		.flags = VU_VERSION | VU_FLAG_REPLY,
+		.flags = flags,
 		.size = size,
 	};
 	struct iovec iov[2] = {
@@ -230,6 +230,17 @@ int vu_msg_reply(int sock, uint32_t request, const void *payload,
 	if (n < 0)
 		return -errno;
 	return (size_t)n == sizeof(hdr) + size ? 0 : -EIO;
+}
+
+int vu_msg_reply(int sock, uint32_t request, const void *payload,
+		 uint32_t size)
+{
+	return send_msg(sock, request, VU_VERSION | VU_FLAG_REPLY, payload, size);
+}
+
+int vu_msg_notify(int sock, uint32_t request)
+{
+	return send_msg(sock, request, VU_VERSION, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -250,6 +261,7 @@ static const struct shape fixed_shapes[VU_REQUEST_MAX] = {
 	[VU_RESET_OWNER] = { true, 0, 0 },
 	[VU_SET_LOG_BASE] = { true, sizeof(struct vu_log), 1 },
 	[VU_SET_LOG_FD] = { true, 0, 1 },
+	[VU_SET_BACKEND_REQ_FD] = { true, 0, 1 },
 	[VU_SET_VRING_NUM] = { true, sizeof(struct vu_vring_state), 0 },
 	[VU_SET_VRING_ADDR] = { true, sizeof(struct vu_vring_addr), 0 },
 	[VU_SET_VRING_BASE] = { true, sizeof(struct vu_vring_state), 0 },

@@ -74,6 +74,7 @@ enum vu_request {
 #define VU_PROTOCOL_F_LOG_SHMFD		1
 #define VU_PROTOCOL_F_RARP		2
 #define VU_PROTOCOL_F_REPLY_ACK		3
+#define VU_PROTOCOL_F_BACKEND_REQ	5
 #define VU_PROTOCOL_F_CONFIG		9
 #define VU_PROTOCOL_F_INFLIGHT_SHMFD	12
 #define VU_PROTOCOL_F_RESET_DEVICE	13
@@ -199,6 +200,16 @@ int vu_msg_check(const struct vu_hdr *hdr, const union vu_payload *payload,
 /* Sends a reply to @request: flags version 1 | REPLY, @size payload bytes. */
 int vu_msg_reply(int sock, uint32_t request, const void *payload,
 		 uint32_t size);
+
+/* Back-end requests, sent on the front-end's SET_BACKEND_REQ_FD channel. */
+enum { VU_BACKEND_CONFIG_CHANGE_MSG = 2 };
+
+/*
+ * Sends back-end request @request without payload and without asking for
+ * a reply; never waits: -EAGAIN when the front-end does not read its
+ * channel.
+ */
+int vu_msg_notify(int sock, uint32_t request);
 
 /* ------------------------------------------------------------------------
  * Guest memory table

@@ -8,6 +8,7 @@
  *
  * Needs root, the vhost_blk module loaded, null_blk and device-mapper.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -587,6 +588,71 @@ TEST_F(failing, many_failing_requests_in_flight_all_complete)
 	for (i = 0; i < ARRAY_SIZE(reqs); i++)
 		EXPECT_EQ(VIRTIO_BLK_S_IOERR, reqs[i].status) TH_LOG("request %u", i);
 	EXPECT_EQ(0U, self->q->inflight);
+}
+
+/* A loop device that grows and shrinks under a running device. */
+FIXTURE(resized) {
+	struct vblk_backend be;
+	struct vblk_dev dev;
+	struct vblk_buf buf;
+};
+
+FIXTURE_SETUP(resized)
+{
+	struct vblk_backend_opts bo = { .size = 4 * MiB };
+	struct vblk_opts o = { .nqueues = 1 };
+	int ret;
+
+	ret = vblk_backend_create(&self->be, VBLK_BE_LOOP, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("create loop device: %s", strerror(-ret));
+	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
+	ASSERT_EQ(0, ret) TH_LOG("start device: %s", strerror(-ret));
+	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 8 * KiB, VBLK_PAGE_SIZE,
+				    &self->buf));
+}
+
+FIXTURE_TEARDOWN(resized)
+{
+	vblk_dev_close(&self->dev);
+	vblk_backend_destroy(&self->be);
+}
+
+/* The config space's capacity, in sectors. */
+static uint64_t capacity(struct vblk_dev *dev)
+{
+	struct vhost_blk_config cfg;
+
+	if (vblk_dev_get_config(dev, &cfg))
+		return 0;
+	return le64toh(cfg.capacity);
+}
+
+TEST_F(resized, requests_and_config_follow_the_live_capacity)
+{
+	struct vblk_queue *q = &self->dev.queues[0];
+	uint64_t old_end = 4 * MiB / VBLK_SECTOR_SIZE;
+	uint64_t new_end = 8 * MiB / VBLK_SECTOR_SIZE;
+
+	ASSERT_EQ(old_end, capacity(&self->dev));
+	vblk_pattern_fill(self->buf.hva, self->buf.len, 61);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(q, old_end, &self->buf));
+
+	/* Grown: the new space takes data and gives it back. */
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 8 * MiB));
+	EXPECT_EQ(new_end, capacity(&self->dev));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(q, new_end - 16, &self->buf));
+	memset(self->buf.hva, 0, self->buf.len);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(q, new_end - 16, &self->buf));
+	EXPECT_EQ(-1, vblk_pattern_check(self->buf.hva, self->buf.len, 61));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, new_end - 8, &self->buf));
+
+	/* Shrunk: what lies past the new end fails, what is below works. */
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 2 * MiB));
+	EXPECT_EQ(old_end / 2, capacity(&self->dev));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, old_end / 2, &self->buf));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, new_end - 16, &self->buf));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(q, old_end / 2 - 8, &self->buf));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_write(q, old_end / 2 - 16, &self->buf));
 }
 
 TEST_HARNESS_MAIN

@@ -17,7 +17,10 @@
 #           stream of flushed writes until QEMU is killed with I/O in flight.
 #   boot 2: a new QEMU on the same, surviving helper: every block flushed
 #           before the kill is intact; the helper is stopped (SIGTERM) and
-#           started again under the writing guest, which sees no error.
+#           started again under the writing and reading guest, then killed
+#           (SIGKILL) and started again three times: the guest sees no
+#           error, and every area holds its last generation, none stale;
+#           then the disk grows and shrinks under it (online resize).
 #           (Live migration is migration_test's.)
 # Prints TAP.
 set -uo pipefail
@@ -154,24 +157,59 @@ ok $? "a new QEMU boots on the same helper" "$g"
 grep -qx "FLUSHED-INTACT 0" "$g/out"
 ok $? "the new guest reads every block flushed before the kill" "$g"
 
-guest_wait "$g" '^ROUND 2 ' 120
+# restart_helper: serve the read-write disk again, once the last one is gone.
+restart_helper() {
+	wait "$rw_pid"
+	start_helper rw "$rw" --num-queues 2 --serial "$serial" || return 1
+	rw_pid=$helper_pid
+}
+
+# The helper ends as systemd would restart it: once stopped, then killed
+# three times, each right after a round, as the next one is in flight.
+guest_wait "$g" '^ROUND 2 ' 300
 kill -TERM "$rw_pid"
 wait "$rw_pid"
 ok $? "helper exits with 0 on SIGTERM under a writing guest"
-sleep 2
 start_helper rw "$rw" --num-queues 2 --serial "$serial"
 ok $? "helper starts again on the same socket"
 rw_pid=$helper_pid
-guest_wait "$g" '^ROUNDS-VERIFY ' 300
+kills=0
+for r in 5 8 11; do
+	guest_wait "$g" "^ROUND $r " 300 || break
+	kill -KILL "$rw_pid" && restart_helper || break
+	kills=$((kills + 1))
+done
+[ "$kills" = 3 ]
+ok $? "helper killed (SIGKILL) under I/O and started again, three times" "$g"
+guest_wait "$g" '^ROUNDS-VERIFY ' 600
 ok $? "guest writes its rounds" "$g"
-! grep -Eq '^ROUND [0-9]+ [^0]' "$g/out" && [ "$(grep -c '^ROUND ' "$g/out")" = 12 ]
-ok $? "guest saw no I/O error while the helper restarted" "$g"
+! grep -Eq '^ROUND [0-9]+ .*[^0 ]' "$g/out" && [ "$(grep -c '^ROUND ' "$g/out")" = 16 ]
+ok $? "guest saw no I/O error and no bad block while the helper was killed" "$g"
 grep -qx "ROUNDS-VERIFY 0" "$g/out"
-ok $? "guest reads back every round" "$g"
-[ "$(grep -c "front-end connected" "$work/helper-rw.log")" -ge 3 ]
-ok $? "QEMU reconnected to the restarted helper"
-"$blkcheck" verify "$rw" 8192 768 3
-ok $? "the backend holds every round"
+ok $? "guest reads back every area at its last round's generation" "$g"
+[ "$(grep -c "front-end connected" "$work/helper-rw.log")" -ge 6 ]
+ok $? "QEMU reconnected to each restarted helper"
+"$blkcheck" verify "$rw" 8192 128 15 && "$blkcheck" verify "$rw" 8320 128 16 &&
+	"$blkcheck" verify "$rw" 8448 128 17 && "$blkcheck" verify "$rw" 8576 128 18
+ok $? "the backend holds every area at its last generation"
+
+# Online resize: the loop device's file grows, then shrinks (losetup -c).
+guest_wait "$g" '^RESIZE-WAIT' 120
+truncate -s 96M "$image" && losetup -c "$rw"
+ok $? "the backend grows from 64 to 96 MiB"
+guest_wait "$g" '^GROWN-IO ' 180
+grep -qx "GROWN 0" "$g/out" && grep -qx "GROWN-IO 0" "$g/out"
+ok $? "guest sees the disk grow and uses the new space" "$g"
+"$blkcheck" verify "$rw" 24000 64 20
+ok $? "the backend holds what the guest wrote there"
+guest_wait "$g" '^SHRINK-WAIT' 120
+truncate -s 48M "$image" && losetup -c "$rw"
+guest_wait "$g" '^SHRUNK-BELOW ' 180
+grep -qx "SHRUNK 0" "$g/out" && grep -qx "SHRUNK-BEYOND 1" "$g/out" &&
+	grep -qx "SHRUNK-BELOW 0" "$g/out"
+ok $? "guest sees the disk shrink to 48 MiB; a write past the end fails, below it reads" "$g"
+[ "$(grep -c "sectors, was" "$work/helper-rw.log")" = 2 ]
+ok $? "the helper announced both new sizes to QEMU"
 
 guest_end "$g" 120
 ok $? "guest finishes" "$g"

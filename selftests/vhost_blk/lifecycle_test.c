@@ -472,19 +472,25 @@ static uint64_t calls_pending(struct vblk_queue *q)
 	return v;
 }
 
-static int restart(struct vblk_dev *dev, const char *path)
+/* VHOST_BLK_SET_BACKEND with the block device at @path. */
+static int attach(struct vblk_dev *dev, const char *path)
 {
 	int fd, ret;
 
-	ret = vblk_dev_set_backend(dev, -1);
-	if (ret)
-		return ret;
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ret = vblk_dev_set_backend(dev, fd);
 	close(fd);
 	return ret;
+}
+
+/* A stop and a start. */
+static int restart(struct vblk_dev *dev, const char *path)
+{
+	int ret = vblk_dev_set_backend(dev, -1);
+
+	return ret ? ret : attach(dev, path);
 }
 
 /*
@@ -552,7 +558,7 @@ static int requeue(struct vblk_queue *q)
 static int set_up_again(struct vblk_dev *dev, const char *path)
 {
 	unsigned int i;
-	int fd, ret;
+	int ret;
 
 	if (ioctl(dev->fd, VHOST_SET_OWNER))
 		return -errno;
@@ -561,14 +567,7 @@ static int set_up_again(struct vblk_dev *dev, const char *path)
 		ret = vblk_dev_set_mem_table(dev);
 	for (i = 0; !ret && i < dev->nqueues; i++)
 		ret = requeue(&dev->queues[i]);
-	if (ret)
-		return ret;
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ret = vblk_dev_set_backend(dev, fd);
-	close(fd);
-	return ret;
+	return ret ? ret : attach(dev, path);
 }
 
 TEST_F(in_flight, reset_owner_drains_and_a_new_owner_can_set_up_again)

@@ -153,6 +153,7 @@ FIXTURE_SETUP(serve)
 	int ret;
 
 	self->fe.sock = -1;
+	self->fe.channel = -1;
 	snprintf(nq, sizeof(nq), "%u", variant->nqueues);
 	ret = vblk_backend_create(&self->be, variant->kind, &bo);
 	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
@@ -1130,6 +1131,7 @@ FIXTURE_SETUP(serve_ro)
 	int ret;
 
 	self->fe.sock = -1;
+	self->fe.channel = -1;
 	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, NULL);
 	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
 	ret = vu_server_start(&self->srv, self->be.path, args);
@@ -1204,22 +1206,33 @@ FIXTURE_SETUP(serve_mq)
 	int ret;
 
 	self->fe.sock = -1;
+	self->fe.channel = -1;
 	self->srv.pid = -1;
 	self->srv.log_fd = -1;
 	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, NULL);
 	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
 }
 
-FIXTURE_TEARDOWN(serve_mq)
+/*
+ * The end of a fixture with a helper: the front-end closed, the helper
+ * stopped and its log shown if the test failed, the backend removed.
+ */
+static void end_served(struct __test_metadata *_metadata, struct vu_frontend *fe,
+		       struct vu_server *srv, struct vblk_backend *be)
 {
-	vu_frontend_close(&self->fe);
-	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	vu_frontend_close(fe);
+	vu_server_stop(srv, SIGTERM, WAIT_MS, NULL);
 	if (VBLK_TEST_FAILED(_metadata)) {
 		static char log[LOG_SIZE];
 
-		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+		TH_LOG("helper log:\n%s", vu_server_log(srv, log, sizeof(log)));
 	}
-	EXPECT_EQ(0, vblk_backend_destroy(&self->be));
+	EXPECT_EQ(0, vblk_backend_destroy(be));
+}
+
+FIXTURE_TEARDOWN(serve_mq)
+{
+	end_served(_metadata, &self->fe, &self->srv, &self->be);
 }
 
 /*
@@ -1405,6 +1418,130 @@ TEST_F(serve_mq, reset_device_gives_the_queues_their_workers_again)
 	reset_device(_metadata, &self->fe);
 	EXPECT_EQ(want, workers_settle(self->srv.pid, want));
 	io_on_every_queue(_metadata, self, 40);
+}
+
+/* ------------------------------------------------------------------------
+ * A served loop device that grows and shrinks
+ */
+
+FIXTURE(serve_resize) {
+	struct vblk_backend be;
+	struct vu_server srv;
+	struct vu_frontend fe;
+	struct vu_opts opts;
+};
+
+FIXTURE_SETUP(serve_resize)
+{
+	struct vblk_backend_opts bo = { .size = 4 << 20 };
+	int ret;
+
+	self->fe.sock = -1;
+	self->fe.channel = -1;
+	self->opts.backend_channel = true;
+	ret = vblk_backend_create(&self->be, VBLK_BE_LOOP, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+	ret = vu_server_start(&self->srv, self->be.path, NULL);
+	if (ret)
+		vblk_backend_destroy(&self->be);
+	ASSERT_EQ(0, ret) TH_LOG("serve: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(serve_resize)
+{
+	end_served(_metadata, &self->fe, &self->srv, &self->be);
+}
+
+/* The capacity GET_CONFIG answers now, in sectors; 0 on failure. */
+static uint64_t config_capacity(struct vu_frontend *fe)
+{
+	struct vu_config_msg c = { .offset = 0, .size = 8 };
+	uint64_t capacity;
+
+	if (vu_send(fe->sock, VHOST_USER_GET_CONFIG, 0, &c, 12 + 8, NULL, 0) ||
+	    vu_recv_reply(fe->sock, VHOST_USER_GET_CONFIG, &c, sizeof(c),
+			  WAIT_MS) != 12 + 8)
+		return 0;
+	memcpy(&capacity, c.data, sizeof(capacity));
+	return le64toh(capacity);
+}
+
+/* Waits for the back-end's next request on the channel: its number. */
+static int channel_request(struct vu_frontend *fe)
+{
+	struct vu_msg_hdr hdr;
+	uint8_t payload[64];
+	int ret;
+
+	ret = vu_recv(fe->channel, &hdr, payload, sizeof(payload), WAIT_MS);
+	if (ret < 0)
+		return ret;
+	/* A notice: no reply asked for, no payload. */
+	if (hdr.flags != VHOST_USER_VERSION || hdr.size)
+		return -EPROTO;
+	return hdr.request;
+}
+
+TEST_F(serve_resize, a_new_size_is_announced_and_served)
+{
+	struct vblk_buf buf;
+	struct vblk_queue *q;
+
+	ASSERT_EQ(0, vu_frontend_open(&self->fe, self->srv.sock, &self->opts));
+	q = &self->fe.dev.queues[0];
+	ASSERT_EQ(0, vblk_mem_alloc(&self->fe.dev.mem, 8 * KiB, VBLK_PAGE_SIZE, &buf));
+	EXPECT_EQ(8192U, le64toh(self->fe.config.capacity));
+	vblk_pattern_fill(buf.hva, buf.len, 71);
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(q, 8192, &buf));
+
+	/* Grown to 8 MiB: announced, read from the device, usable. */
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 8 << 20));
+	ASSERT_EQ(VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, channel_request(&self->fe));
+	EXPECT_EQ(16384U, config_capacity(&self->fe));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(q, 16384 - 16, &buf));
+	memset(buf.hva, 0, buf.len);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(q, 16384 - 16, &buf));
+	EXPECT_EQ(-1, vblk_pattern_check(buf.hva, buf.len, 71));
+
+	/* Shrunk to 2 MiB: what lies past the end fails cleanly. */
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 2 << 20));
+	ASSERT_EQ(VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, channel_request(&self->fe));
+	EXPECT_EQ(4096U, config_capacity(&self->fe));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, 4096 - 8, &buf));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vblk_read(q, 4096 - 16, &buf));
+	EXPECT_TRUE(log_has(&self->srv, "4096 sectors, was 16384"));
+}
+
+TEST_F(serve_resize, the_channel_is_refused_unless_negotiated_and_a_socket)
+{
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int sv[2];
+
+	ASSERT_LE(0, efd);
+	self->opts.backend_channel = false;
+	ASSERT_EQ(0, vu_frontend_open(&self->fe, self->srv.sock, &self->opts));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	/* Not negotiated: refused, and a resize goes unannounced. */
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(self->fe.sock, VHOST_USER_SET_BACKEND_REQ_FD,
+					  NULL, 0, &sv[1], 1));
+	EXPECT_TRUE(log_has(&self->srv, "BACKEND_REQ was not negotiated"));
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 8 << 20));
+	EXPECT_EQ(16384U, config_capacity(&self->fe));
+	EXPECT_TRUE(log_has(&self->srv, "has no back-end channel"));
+	close(sv[0]);
+	close(sv[1]);
+
+	/* Negotiated, but an eventfd is no channel. */
+	vu_frontend_close(&self->fe);
+	self->opts.backend_channel = true;
+	ASSERT_EQ(0, vu_frontend_open(&self->fe, self->srv.sock, &self->opts));
+	EXPECT_EQ(-EREMOTEIO, vu_send_ack(self->fe.sock, VHOST_USER_SET_BACKEND_REQ_FD,
+					  NULL, 0, &efd, 1));
+	EXPECT_TRUE(log_has(&self->srv, "the channel is not a stream socket"));
+	close(efd);
+	/* The one given before still works. */
+	ASSERT_EQ(0, vblk_backend_resize(&self->be, 4 << 20));
+	EXPECT_EQ(VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, channel_request(&self->fe));
 }
 
 TEST_HARNESS_MAIN

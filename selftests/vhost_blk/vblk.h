@@ -387,6 +387,7 @@ struct vblk_backend {
 	char nullb[32];		/* null_blk configfs item (also under dm) */
 	char dm_name[32];
 	int loop_fd;		/* loop: held open until destroy */
+	int file_fd;		/* loop: its unlinked file, for resizing */
 	uint64_t size;
 };
 
@@ -394,6 +395,12 @@ int vblk_backend_create(struct vblk_backend *be, enum vblk_backend_kind kind,
 			const struct vblk_backend_opts *opts);
 /* Removes the device, retrying while it is still busy; idempotent. */
 int vblk_backend_destroy(struct vblk_backend *be);
+/*
+ * Grows or shrinks a loop backend to @size bytes (its file, then
+ * LOOP_SET_CAPACITY, which tells the kernel and sends a uevent);
+ * -EOPNOTSUPP for the other kinds.
+ */
+int vblk_backend_resize(struct vblk_backend *be, uint64_t size);
 /* open(2) of the device node. */
 int vblk_backend_open(const struct vblk_backend *be, int flags);
 /* Direct I/O through the device node, bypassing the page cache. */

@@ -1598,7 +1598,10 @@ static int loop_create(struct vblk_backend *be,
 out:
 	if (ctl >= 0)
 		close(ctl);
-	close(ffd);
+	if (ret)
+		close(ffd);
+	else
+		be->file_fd = ffd;
 	return ret;
 }
 
@@ -1611,6 +1614,8 @@ static int loop_destroy(struct vblk_backend *be)
 	ioctl(be->loop_fd, LOOP_CLR_FD);
 	close(be->loop_fd);
 	be->loop_fd = -1;
+	close(be->file_fd);
+	be->file_fd = -1;
 	/* Remove the now unbound node too, once its last user is gone. */
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl >= 0 && sscanf(be->name, "loop%d", &nr) == 1)
@@ -1725,6 +1730,7 @@ int vblk_backend_create(struct vblk_backend *be, enum vblk_backend_kind kind,
 	memset(be, 0, sizeof(*be));
 	be->kind = kind;
 	be->loop_fd = -1;
+	be->file_fd = -1;
 	be->size = size;
 	be->created = true;
 
@@ -1780,6 +1786,16 @@ int vblk_backend_destroy(struct vblk_backend *be)
 	if (!ret)
 		be->created = false;
 	return ret;
+}
+
+int vblk_backend_resize(struct vblk_backend *be, uint64_t size)
+{
+	if (be->kind != VBLK_BE_LOOP || be->file_fd < 0)
+		return -EOPNOTSUPP;
+	if (ftruncate(be->file_fd, size) || ioctl(be->loop_fd, LOOP_SET_CAPACITY, 0))
+		return neg_errno();
+	be->size = size;
+	return 0;
 }
 
 int vblk_backend_open(const struct vblk_backend *be, int flags)

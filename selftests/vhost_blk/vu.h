@@ -43,6 +43,7 @@ enum {
 	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
 	VHOST_USER_GET_QUEUE_NUM = 17,
 	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_SET_BACKEND_REQ_FD = 21,
 	VHOST_USER_GET_CONFIG = 24,
 	VHOST_USER_SET_CONFIG = 25,
 	VHOST_USER_RESET_DEVICE = 34,
@@ -60,9 +61,13 @@ enum {
 #define VHOST_USER_PROTOCOL_F_MQ		0
 #define VHOST_USER_PROTOCOL_F_LOG_SHMFD		1
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK		3
+#define VHOST_USER_PROTOCOL_F_BACKEND_REQ	5
 #define VHOST_USER_PROTOCOL_F_CONFIG		9
 #define VHOST_USER_PROTOCOL_F_RESET_DEVICE	13
 #define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
+
+/* Back-end requests, on the channel of SET_BACKEND_REQ_FD. */
+#define VHOST_USER_BACKEND_CONFIG_CHANGE_MSG	2
 
 #define VU_MAX_MSG_FDS		8
 #define VU_MAX_PAYLOAD_SIZE	4096
@@ -144,6 +149,9 @@ struct vu_opts {
 	bool mem_table;
 	/* Virtio-blk features to accept if offered (default: all offered). */
 	uint64_t blk_features;
+	/* Negotiate BACKEND_REQ and give the back-end a channel, as QEMU
+	 * does: the other end is fe->channel. */
+	bool backend_channel;
 };
 
 struct vu_frontend {
@@ -163,6 +171,7 @@ struct vu_frontend {
 	 * RESET_DEVICE (QEMU 9 and later send one at every virtio reset). */
 	bool mem_sent;
 	bool started;
+	int channel;		/* our end of the back-end's channel, or -1 */
 };
 
 /*

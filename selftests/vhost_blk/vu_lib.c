@@ -310,6 +310,24 @@ static int frontend_alloc(struct vu_frontend *fe)
 				  (1ULL << VHOST_USER_PROTOCOL_F_RESET_DEVICE) | \
 				  (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
 
+/* SET_BACKEND_REQ_FD with one end of a new socket pair; fe->channel the other. */
+static int backend_channel(struct vu_frontend *fe)
+{
+	int sv[2], ret;
+
+	if (!(fe->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_BACKEND_REQ)))
+		return -EPROTONOSUPPORT;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	ret = vu_send_ack(fe->sock, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1);
+	close(sv[1]);
+	if (ret)
+		close(sv[0]);
+	else
+		fe->channel = sv[0];
+	return ret;
+}
+
 int vu_frontend_connect(struct vu_frontend *fe, const char *path,
 			const struct vu_opts *opts)
 {
@@ -321,6 +339,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *path,
 	if (!fe->dev.open) {
 		memset(fe, 0, sizeof(*fe));
 		fe->sock = -1;
+		fe->channel = -1;
 		fe->opts = *opts;
 		ret = frontend_alloc(fe);
 		if (ret) {
@@ -330,6 +349,9 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *path,
 	}
 	fe->started = false;
 	fe->mem_sent = false;
+	if (fe->channel >= 0)
+		close(fe->channel);
+	fe->channel = -1;
 	fe->sock = vu_connect(path, VU_TIMEOUT_MS);
 	if (fe->sock < 0)
 		return fe->sock;
@@ -342,7 +364,8 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *path,
 	ret = vu_get_u64(fe->sock, VHOST_USER_GET_PROTOCOL_FEATURES, &pf);
 	if (ret)
 		return ret;
-	fe->protocol_features = pf & WANTED_PROTOCOL_FEATURES;
+	fe->protocol_features = pf & (WANTED_PROTOCOL_FEATURES |
+		(fe->opts.backend_channel ? 1ULL << VHOST_USER_PROTOCOL_F_BACKEND_REQ : 0));
 	if (fe->opts.mem_table)
 		fe->protocol_features &=
 			~(1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
@@ -360,6 +383,11 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *path,
 	    (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
 		ret = vu_get_u64(fe->sock, VHOST_USER_GET_MAX_MEM_SLOTS,
 				 &fe->max_mem_slots);
+		if (ret)
+			return ret;
+	}
+	if (fe->opts.backend_channel) {
+		ret = backend_channel(fe);
 		if (ret)
 			return ret;
 	}
@@ -547,6 +575,9 @@ void vu_frontend_disconnect(struct vu_frontend *fe)
 	if (fe->sock >= 0)
 		close(fe->sock);
 	fe->sock = -1;
+	if (fe->channel >= 0)
+		close(fe->channel);
+	fe->channel = -1;
 	fe->started = false;
 }
 

@@ -10,7 +10,9 @@
 #   e2e.sh first           properties, I/O on both queues, discard, the
 #                          read-only disk; then writes until QEMU is killed
 #   e2e.sh second FLUSHED  after the kill: what was flushed is intact; then
-#                          writes rounds while the helper restarts
+#                          writes and reads rounds while the helper is
+#                          stopped once and killed three times; uses the
+#                          disk as the host grows and shrinks it
 #   e2e.sh hotplug [migrate]
 #                          (vhost-blk-pci suite) keeps /dev/vda busy while
 #                          the host hot-plugs a disk, which the guest uses,
@@ -54,17 +56,44 @@ first() {
 	echo "STREAM-ENDED $?"
 }
 
+# round R: one round of second(); prints "ROUND R <write 0> <write 1> <verify>".
+round() {
+	a=$((8192 + $1 % 4 * 128))
+	blkcheck -c 0 write /dev/vda $a 64 $((3 + $1)) & w0=$!
+	blkcheck -c 1 write /dev/vda $((a + 64)) 64 $((3 + $1)) & w1=$!
+	v=0
+	if [ "$1" -gt 0 ]; then
+		blkcheck verify /dev/vda $((8192 + ($1 - 1) % 4 * 128)) 128 $((2 + $1))
+		v=$?
+	fi
+	wait $w0; r0=$?
+	wait $w1; echo "ROUND $1 $r0 $? $v"
+}
+
 second() {
 	blkcheck verify /dev/vda 4096 "$1" 2; echo "FLUSHED-INTACT $?"
-	# Twelve synced rounds of 64 blocks, a second apart: the host stops the
-	# helper and starts it again meanwhile.
+	# Sixteen rounds over four areas of 128 blocks, each round writing one
+	# area with a new generation from both CPUs (both queues) while it
+	# reads back the round before: the host stops or kills the helper and
+	# starts it again four times meanwhile, with I/O in flight.
 	r=0
-	while [ $r -lt 12 ]; do
-		blkcheck write /dev/vda $((8192 + r * 64)) 64 3; echo "ROUND $r $?"
-		sleep 1
+	while [ $r -lt 16 ]; do
+		round $r
 		r=$((r + 1))
 	done
-	blkcheck verify /dev/vda 8192 768 3; echo "ROUNDS-VERIFY $?"
+	# Each area holds its last round's generation, 15 to 18.
+	blkcheck verify /dev/vda 8192 128 15 && blkcheck verify /dev/vda 8320 128 16 &&
+		blkcheck verify /dev/vda 8448 128 17 && blkcheck verify /dev/vda 8576 128 18
+	echo "ROUNDS-VERIFY $?"
+	# The host grows the disk from 64 to 96 MiB, then shrinks it to 48.
+	echo "RESIZE-WAIT"
+	wait_until 120 grep -qx 196608 /sys/block/vda/size; echo "GROWN $?"
+	blkcheck write /dev/vda 24000 64 20 && blkcheck verify /dev/vda 24000 64 20
+	echo "GROWN-IO $?"
+	echo "SHRINK-WAIT"
+	wait_until 120 grep -qx 98304 /sys/block/vda/size; echo "SHRUNK $?"
+	blkcheck write /dev/vda 12288 1 21; echo "SHRUNK-BEYOND $?"
+	blkcheck verify /dev/vda 8192 128 15; echo "SHRUNK-BELOW $?"
 	/guest/dmesg-errors.sh
 }
 
