@@ -22,6 +22,7 @@
 #include <linux/vhost_blk.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "kdev.h"
 #include "qmp.h"
 

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -25,17 +24,6 @@
 
 /* The most a message may take to arrive once its first byte did. */
 #define MSG_TIMEOUT_MS		10000
-
-void serve_log(const char *name, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "vhostblk-setup: %s: %s\n", name, line);
-}
 
 /* ------------------------------------------------------------------------
  * Front-ends: who may connect, and one at a time
