@@ -52,14 +52,15 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_open_backend(const char *path, bool read_only, bool shared)
+int cli_open_backend(const char *cmd, const char *path, bool read_only,
+		     bool shared)
 {
 	const char *why;
 	int fd;
 
 	fd = kdev_open_backend(path, read_only, shared, &why);
 	if (fd < 0)
-		fprintf(stderr, HELPER_NAME ": %s: %s%s\n", path,
+		fprintf(stderr, HELPER_NAME " %s: %s: %s%s\n", cmd, path,
 			why ? why : strerror(-fd),
 			fd == -EROFS || fd == -EACCES ?
 			" (serve a read-only device with --read-only)" : "");
@@ -108,5 +109,5 @@ void serve_log(const char *name, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "vhostblk-setup: %s: %s\n", name, line);
+	fprintf(stderr, HELPER_NAME " serve: %s: %s\n", name, line);
 }

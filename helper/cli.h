@@ -25,10 +25,11 @@ int usage_error(const char *cmd, const char *fmt, ...)
 
 /*
  * Opens the block device to serve (see kdev_open_backend()), exclusively
- * unless @shared; reports why it cannot, with the hint to use --read-only
- * where that helps.
+ * unless @shared; reports why it cannot as "@cmd: @path: reason", with the
+ * hint to use --read-only where that helps.
  */
-int cli_open_backend(const char *path, bool read_only, bool shared);
+int cli_open_backend(const char *cmd, const char *path, bool read_only,
+		     bool shared);
 
 /*
  * Becomes @user for good: its supplementary groups, gid and uid (real,
@@ -38,7 +39,7 @@ int cli_open_backend(const char *path, bool read_only, bool shared);
  */
 int cli_drop_privileges(const char *cmd, const char *user);
 
-/* One log line of serve on stderr: "vhostblk-setup: @name: message". */
+/* One log line of serve on stderr: "vhostblk-setup serve: @name: message". */
 void serve_log(const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -19,6 +19,7 @@
  * Exit status: 0 success, 1 the operation failed, 2 usage error.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,9 +49,10 @@ static void usage(FILE *out)
 		"                        print the QEMU options for a disk served at PATH\n"
 		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
 		"                        print the libvirt domain XML for it\n"
-		"  exec --backend DEV [--read-only] [--shared] [--user USER] -- QEMU ARGS...\n"
-		"                        run QEMU with the descriptors of a vhost-blk-pci\n"
-		"                        disk (%%v, %%b in ARGS)\n"
+		"  exec (--backend DEV | --ro-backend DEV)... [--read-only] [--shared]\n"
+		"        [--user USER] -- QEMU ARGS...\n"
+		"                        run QEMU with the descriptors of its vhost-blk-pci\n"
+		"                        disks (%%v, %%b in ARGS; --ro-backend: read-only)\n"
 		"  send-fds --qmp SOCKET --backend DEV --id ID [--shared] [--device-add]\n"
 		"                        pass them to a running QEMU, for hot-plug\n"
 		"\n"
@@ -72,13 +74,29 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+		bool serve;	/* cmd_serve(), which takes a name */
+	} commands[] = {
+		{ "info", cmd_info, false },
+		{ "check", cmd_check, false },
+		{ "serve", NULL, true },
+		{ "qemu-args", cmd_qemu_args, false },
+		{ "libvirt-xml", cmd_libvirt_xml, false },
+		{ "exec", cmd_exec, false },
+		{ "send-fds", cmd_send_fds, false },
+	};
 	const char *prog = argc ? base_name(argv[0]) : HELPER_NAME;
+	char name[32];
 	int c;
 
 	if (!strncmp(prog, VHOST_USER_PREFIX, strlen(VHOST_USER_PREFIX)))
 		return cmd_serve(prog, argc, argv);
 
 	/* Options before the command only; the command parses the rest. */
+	if (argc)
+		argv[0] = (char *)HELPER_NAME;
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -100,20 +118,16 @@ int main(int argc, char **argv)
 	argv += optind;
 	argc -= optind;
 	optind = 1;
-	if (!strcmp(argv[0], "info"))
-		return cmd_info(argc, argv);
-	if (!strcmp(argv[0], "check"))
-		return cmd_check(argc, argv);
-	if (!strcmp(argv[0], "serve"))
-		return cmd_serve(HELPER_NAME " serve", argc, argv);
-	if (!strcmp(argv[0], "qemu-args"))
-		return cmd_qemu_args(argc, argv);
-	if (!strcmp(argv[0], "libvirt-xml"))
-		return cmd_libvirt_xml(argc, argv);
-	if (!strcmp(argv[0], "exec"))
-		return cmd_exec(argc, argv);
-	if (!strcmp(argv[0], "send-fds"))
-		return cmd_send_fds(argc, argv);
-	fprintf(stderr, HELPER_NAME ": unknown command '%s'; see --help\n", argv[0]);
+	for (c = 0; c < (int)(sizeof(commands) / sizeof(commands[0])); c++) {
+		if (strcmp(argv[0], commands[c].name))
+			continue;
+		/* getopt's own messages: "vhostblk-setup COMMAND: ...". */
+		snprintf(name, sizeof(name), HELPER_NAME " %s", commands[c].name);
+		argv[0] = name;
+		return commands[c].serve ? cmd_serve(name, argc, argv) :
+					   commands[c].run(argc, argv);
+	}
+	fprintf(stderr, HELPER_NAME ": %s: unknown command (see " HELPER_NAME " --help)\n",
+		argv[0]);
 	return EXIT_USAGE;
 }
