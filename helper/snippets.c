@@ -24,29 +24,37 @@ static void print_qemu_value(const char *s)
 	}
 }
 
-/* Whether @s must be quoted for a POSIX shell. */
-static bool needs_quotes(const char *s)
+/*
+ * Whether @path survives the shell's word splitting and pathname expansion
+ * as one word when qemu-args' output is used as $(...): no blank, no
+ * pattern character. Quotes inside $(...) are not removed, so quoting
+ * cannot help; any other character passes through as it is.
+ */
+static bool splits_safely(const char *path)
 {
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("/._-+:=,@%", *s))
-			return true;
-	return false;
+	return !strpbrk(path, " \t\n*?[");
 }
 
-/* "-chardev socket,...,path=P,..." as one shell word, quoted if needed. */
 static void print_chardev(const char *id, const char *path)
 {
-	bool quote = needs_quotes(path);
+	printf("-chardev socket,id=%s,path=", id);
+	print_qemu_value(path);
+	printf(",reconnect-ms=1000");
+}
 
-	printf(" -chardev %ssocket,id=%s,path=", quote ? "'" : "", id);
-	for (; *path; path++) {
-		if (*path == ',')
-			putchar(',');
-		if (quote && *path == '\'')
-			fputs("'\\'", stdout);
-		putchar(*path);
-	}
-	printf(",reconnect-ms=1000%s", quote ? "'" : "");
+/* The default id: "vhostblk-" and the socket's name without ".sock". */
+static void default_id(char *id, size_t size, const char *path)
+{
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t len = strlen(name), i, n;
+
+	if (len > 5 && !strcmp(name + len - 5, ".sock"))
+		len -= 5;
+	n = snprintf(id, size, "vhostblk-");
+	for (i = 0; i < len && n + 1 < size; i++, n++)
+		id[n] = isalnum((unsigned char)name[i]) || strchr("-._", name[i]) ?
+			name[i] : '_';
+	id[n] = '\0';
 }
 
 /* QEMU sizes: a number with an optional K, M, G or T suffix. */
@@ -79,13 +87,16 @@ static bool valid_target(const char *s)
 struct snippet_opts {
 	const char *socket;
 	unsigned int num_queues;
-	const char *mem;	/* qemu-args */
-	const char *id;		/* qemu-args */
+	const char *mem;	/* qemu-args; NULL: --no-mem */
+	const char *id;		/* qemu-args; NULL: from the socket's name */
 	const char *target;	/* libvirt-xml */
 };
 
 /* The options a command takes besides --socket, --num-queues, --help. */
 enum { TAKES_MEM = 1, TAKES_ID = 2, TAKES_TARGET = 4 };
+
+/* --no-mem's getopt value. */
+#define OPT_NO_MEM	256
 
 static const struct {
 	struct option opt;
@@ -94,6 +105,7 @@ static const struct {
 	{ { "socket", required_argument, NULL, 's' }, 0 },
 	{ { "num-queues", required_argument, NULL, 'q' }, 0 },
 	{ { "mem", required_argument, NULL, 'm' }, TAKES_MEM },
+	{ { "no-mem", no_argument, NULL, OPT_NO_MEM }, TAKES_MEM },
 	{ { "id", required_argument, NULL, 'i' }, TAKES_ID },
 	{ { "target", required_argument, NULL, 't' }, TAKES_TARGET },
 	{ { "help", no_argument, NULL, 'h' }, 0 },
@@ -135,6 +147,9 @@ static int parse_snippet_opts(const char *cmd, unsigned int takes,
 						   optarg);
 			o->mem = optarg;
 			break;
+		case OPT_NO_MEM:
+			o->mem = NULL;
+			break;
 		case 'i':
 			if (!valid_id(optarg))
 				return usage_error(cmd, "--id: '%s' is not a QEMU id",
@@ -158,33 +173,45 @@ static int parse_snippet_opts(const char *cmd, unsigned int takes,
 		return unexpected_arg(cmd, argv[optind]);
 	if (!o->socket)
 		return usage_error(cmd, "--socket is required");
+	if ((takes & TAKES_ID) && !splits_safely(o->socket))
+		return usage_error(cmd, "--socket: '%s': a blank or one of *?[ would split or expand it in $(...)",
+				   o->socket);
 	return -1;
 }
 
 static void qemu_args_help(void)
 {
-	printf("Usage: " HELPER_NAME " qemu-args --socket PATH [--num-queues N] [--mem SIZE]\n"
-	       "       [--id ID]\n"
+	printf("Usage: " HELPER_NAME " qemu-args --socket PATH [--num-queues N]\n"
+	       "       [--mem SIZE | --no-mem] [--id ID]\n"
 	       "\n"
 	       "Print, on one line, the QEMU options that connect a vhost-user-blk-pci\n"
 	       "disk to a back-end serving at PATH: guest RAM as a shared memfd of\n"
-	       "SIZE (default 1G; it must equal -m), a socket chardev that reconnects,\n"
-	       "and the device with N queues (default 1; at most the --num-queues of\n"
-	       "serve). ID (default vhostblk0) names the chardev and the device; for a\n"
-	       "second disk use another ID and only its -chardev and -device.\n");
+	       "SIZE (default 1G; it must equal -m; --no-mem: leave it out, for a\n"
+	       "second disk or a guest whose RAM is shared already), a socket chardev\n"
+	       "that reconnects, and the device with N queues (default 1; at most the\n"
+	       "--num-queues of serve). ID (default: vhostblk- and PATH's file name\n"
+	       "without .sock) names the chardev and the device; the memory is ID-mem.\n"
+	       "The output is meant for $(...): no quoting, one word per argument; PATH\n"
+	       "must have no blank and none of *?[.\n");
 }
 
 int cmd_qemu_args(int argc, char **argv)
 {
-	struct snippet_opts o = { .num_queues = 1, .mem = "1G", .id = "vhostblk0" };
+	struct snippet_opts o = { .num_queues = 1, .mem = "1G" };
+	char id[128];
 	int ret;
 
 	ret = parse_snippet_opts("qemu-args", TAKES_MEM | TAKES_ID, qemu_args_help,
 				 argc, argv, &o);
 	if (ret >= 0)
 		return ret;
-	printf("-object memory-backend-memfd,id=mem,size=%s,share=on"
-	       " -machine memory-backend=mem", o.mem);
+	if (!o.id) {
+		default_id(id, sizeof(id), o.socket);
+		o.id = id;
+	}
+	if (o.mem)
+		printf("-object memory-backend-memfd,id=%s-mem,size=%s,share=on"
+		       " -machine memory-backend=%s-mem ", o.id, o.mem, o.id);
 	print_chardev(o.id, o.socket);
 	printf(" -device vhost-user-blk-pci,id=%s,chardev=", o.id);
 	print_qemu_value(o.id);

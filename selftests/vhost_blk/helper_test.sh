@@ -131,12 +131,64 @@ check "check --backend fails on a missing path" 1 \
 	'FAIL /nonexistent: No such file or directory$' "$helper" check --backend /nonexistent
 check_err "check takes no argument" "unexpected argument 'x'" "$helper" check x
 
-check "qemu-args prints shared memory, a reconnecting chardev and the device" 0 \
-	'^-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem -chardev socket,id=vhostblk0,path=/run/vb/sdb.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk0,chardev=vhostblk0,num-queues=1$' \
+check "qemu-args prints shared memory, a reconnecting chardev and the device, ids from the socket's name" 0 \
+	'^-object memory-backend-memfd,id=vhostblk-sdb-mem,size=1G,share=on -machine memory-backend=vhostblk-sdb-mem -chardev socket,id=vhostblk-sdb,path=/run/vb/sdb.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk-sdb,chardev=vhostblk-sdb,num-queues=1$' \
 	"$helper" qemu-args --socket /run/vb/sdb.sock
 check "qemu-args takes --num-queues, --mem and --id, doubles commas" 0 \
-	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
+	'^-object memory-backend-memfd,id=d1-mem,size=4G,share=on -machine memory-backend=d1-mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
 	"$helper" qemu-args --socket /run/a,b.sock --num-queues 4 --mem 4G --id d1
+check "qemu-args --no-mem prints the chardev and the device alone" 0 \
+	'^-chardev socket,id=vhostblk-sdc,path=/run/vb/sdc.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk-sdc,chardev=vhostblk-sdc,num-queues=1$' \
+	"$helper" qemu-args --socket /run/vb/sdc.sock --no-mem
+# diff_words GOT WANT: prints "same", or both.
+diff_words() {
+	if [ "$1" = "$2" ]; then echo same; else printf 'got:\n%s\nwant:\n%s\n' "$1" "$2"; fi
+}
+
+# What QEMU receives from `qemu-system-x86_64 ... $(vhostblk-setup qemu-args
+# ...)`: the output split and expanded as the shell does it, unquoted in an
+# ordinary command, one argument per line.
+qemu_argv() {
+	local out
+	out=$("$helper" qemu-args "$@") || return
+	# shellcheck disable=SC2086 # splitting is what is tested
+	printf '%s\n' $out
+}
+odd_sock="/run/vb/it's \"quoted\";\$HOME&,x.sock"
+odd_sock=${odd_sock// /_}
+check "qemu-args used as \$(...) hands QEMU every option whole, quotes and \$ as they are" 0 '^same$' \
+	diff_words "$(qemu_argv --socket "$odd_sock" --id d1 --mem 2G)" \
+	"-object
+memory-backend-memfd,id=d1-mem,size=2G,share=on
+-machine
+memory-backend=d1-mem
+-chardev
+socket,id=d1,path=${odd_sock//,/,,},reconnect-ms=1000
+-device
+vhost-user-blk-pci,id=d1,chardev=d1,num-queues=1"
+check_usage "qemu-args refuses a socket path with a blank, which \$(...) would split" \
+	"^vhostblk-setup qemu-args: --socket: '/run/vb/a b.sock': a blank or one of \*\?\[ would split or expand it in \\\$\(\.\.\.\)$" \
+	"$helper" qemu-args --socket '/run/vb/a b.sock'
+check_usage "qemu-args refuses a socket path with a pattern character" \
+	"^vhostblk-setup qemu-args: --socket: '/run/vb/\*.sock': " "$helper" qemu-args --socket '/run/vb/*.sock'
+# The ids of each -object, -chardev and -device, "KIND ID" per line.
+qemu_ids() {
+	printf '%s\n' "$@" | awk '
+		/^-(object|chardev|device)$/ { kind = $0; next }
+		kind != "" && match("," $0, /,id=[^,]*/) { print kind, substr("," $0, RSTART + 4, RLENGTH - 4) }
+		{ kind = "" }'
+}
+# shellcheck disable=SC2046 # the words of qemu-args, as a user pastes them
+two_disks=$(qemu_ids $("$helper" qemu-args --socket /run/vb/sdb.sock) \
+	$("$helper" qemu-args --socket /run/vb/sdc.sock))
+check "two disks' qemu-args have six ids, none twice" 0 '^6 0$' \
+	sh -c 'echo "$(printf "%s\n" "$1" | wc -l) $(printf "%s\n" "$1" | sort | uniq -d | wc -l)"' sh "$two_disks"
+# shellcheck disable=SC2046
+two_disks=$(qemu_ids $("$helper" qemu-args --socket /run/vb/sdb.sock) \
+	$("$helper" qemu-args --socket /run/vb/sdc.sock --no-mem))
+check "a second disk with --no-mem adds a chardev and a device of its own" 0 \
+	$'^-object vhostblk-sdb-mem\n-chardev vhostblk-sdb\n-device vhostblk-sdb\n-chardev vhostblk-sdc\n-device vhostblk-sdc$' \
+	echo "$two_disks"
 check_err "qemu-args needs --socket" "qemu-args: --socket is required" "$helper" qemu-args
 check_err "qemu-args refuses 65 queues" "qemu-args: --num-queues: '65' is not a number in 1..64" \
 	"$helper" qemu-args --socket /s --num-queues 65
