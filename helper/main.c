@@ -40,7 +40,7 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  info [--json]         show the ABI version and features of " KDEV_PATH "\n"
 		"  check [--backend DEV] tell what is missing to serve a disk\n"
-		"  serve --backend DEV --socket PATH [--num-queues N] [--workers N]\n"
+		"  serve --backend DEV (--socket PATH | --fd N) [--num-queues N] [--workers N]\n"
 		"        [--queue-size N] [--read-only] [--shared] [--serial S]\n"
 		"        [--socket-mode MODE] [--socket-group GROUP] [--allow-uid USER]\n"
 		"        [--allow-gid GROUP] [--user USER]\n"
