@@ -352,6 +352,46 @@ check_err "serve refuses an unknown user to allow" "serve: --allow-uid: 'nosuchu
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --allow-uid nosuchuser
 check_err "--socket-mode does not go with --fd" "serve: --socket-mode and --socket-group go with --socket" \
 	"$helper" serve --backend "$loop_rw" --fd 0 --socket-mode 0660
+# What a user pastes: QEMU with qemu-args' options for two disks, used as
+# $(...), the second with --no-mem. Realized (QEMU connects and sets the
+# devices up, the back-ends log it), not booted (-S); the devices are
+# listed by their ids over QMP.
+serve_bg q1
+q1_pid=$bg_pid
+"$helper" serve --backend "$loop_ro" --read-only --socket "$links/q2.sock" 2> "$links/q2.log" &
+q2_pid=$!
+wait_sock "$links/q2.sock"
+# shellcheck disable=SC2046 # the words of qemu-args, as a user pastes them
+timeout 120 qemu-system-x86_64 -machine q35,accel=tcg -m 1G -S -display none -nodefaults \
+	$("$helper" qemu-args --socket "$links/q1.sock") \
+	$("$helper" qemu-args --socket "$links/q2.sock" --no-mem) \
+	-qmp "unix:$links/qemu.qmp,server=on,wait=off" 2> "$links/qemu.log" &
+qemu_pid=$!
+for _ in $(seq 300); do [ -S "$links/qemu.qmp" ] && break; sleep 0.1; done
+check "QEMU takes qemu-args' options for two disks (devices vhostblk-q1, vhostblk-q2)" 0 \
+	'^vhostblk-q1 vhostblk-q2$' python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(60)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+def cmd(name, **args):
+    f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            return reply
+f.readline()
+cmd("qmp_capabilities")
+devs = cmd("qom-list", path="/machine/peripheral").get("return", [])
+print(" ".join(sorted(d["name"] for d in devs if d["type"].startswith("child<"))))
+cmd("quit")
+' "$links/qemu.qmp"
+wait "$qemu_pid"
+check "both back-ends served QEMU" 0 '^2$' \
+	sh -c 'grep -l "front-end connected" "$@" | wc -l' sh "$links/q1.log" "$links/q2.log"
+kill -TERM "$q1_pid" "$q2_pid"; wait "$q1_pid" "$q2_pid"
 # --workers: the vhost workers serving the queues, more than one from Linux
 # 6.5 on; by default one per queue, at most one per online CPU.
 check_usage "serve refuses 0 workers" "serve: --workers: '0' is not a number in 1\.\.64$" \
