@@ -255,6 +255,8 @@ install-helper: $(HELPER)
 		$(DESTDIR)/etc/qemu/vhost-user/50-vhostblk-setup.json
 	install -D -m 0644 helper/vhostblk@.service \
 		$(DESTDIR)/etc/systemd/system/vhostblk@.service
+	install -D -m 0644 helper/vhostblk@.socket \
+		$(DESTDIR)/etc/systemd/system/vhostblk@.socket
 	install -D -m 0644 helper/60-vhost-blk.rules \
 		$(DESTDIR)/etc/udev/rules.d/60-vhost-blk.rules
 

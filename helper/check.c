@@ -19,6 +19,7 @@
 #include <linux/fs.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "kdev.h"
 
 struct report {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vhostblk-setup's commands and what they share: exit codes and option
- * parsing helpers. Each cmd_*() parses its own options (getopt_long with
- * optind reset) and returns the exit status.
+ * What vhostblk-setup's commands share (cli.c): exit codes, option value
+ * parsing, usage errors, opening the block device to serve, dropping
+ * privileges. The commands themselves are in commands.h.
  */
 #ifndef CLI_H
 #define CLI_H
@@ -25,10 +25,11 @@ int usage_error(const char *cmd, const char *fmt, ...)
 
 /*
  * Opens the block device to serve (see kdev_open_backend()), exclusively
- * unless @shared; reports why it cannot, with the hint to use --read-only
- * where that helps.
+ * unless @shared; reports why it cannot as "@cmd: @path: reason", with the
+ * hint to use --read-only where that helps.
  */
-int cli_open_backend(const char *path, bool read_only, bool shared);
+int cli_open_backend(const char *cmd, const char *path, bool read_only,
+		     bool shared);
 
 /*
  * Becomes @user for good: its supplementary groups, gid and uid (real,
@@ -38,13 +39,8 @@ int cli_open_backend(const char *path, bool read_only, bool shared);
  */
 int cli_drop_privileges(const char *cmd, const char *user);
 
-int cmd_info(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-/* @prog: the name to show in help, the command or a vhost-user binary. */
-int cmd_serve(const char *prog, int argc, char **argv);
-int cmd_qemu_args(int argc, char **argv);
-int cmd_libvirt_xml(int argc, char **argv);
-int cmd_exec(int argc, char **argv);
-int cmd_send_fds(int argc, char **argv);
+/* One log line of serve on stderr: "vhostblk-setup serve: @name: message". */
+void serve_log(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif /* CLI_H */

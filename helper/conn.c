@@ -56,6 +56,7 @@
 
 #include <linux/vhost_blk.h>
 
+#include "cli.h"
 #include "conn.h"
 #include "kdev.h"
 #include "vu_msg.h"

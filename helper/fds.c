@@ -22,6 +22,7 @@
 #include <linux/vhost_blk.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "kdev.h"
 #include "qmp.h"
 
@@ -41,7 +42,7 @@ static int disk_open(const char *cmd, struct disk *d)
 {
 	const char *why;
 
-	d->backend_fd = cli_open_backend(d->backend, d->read_only, d->shared);
+	d->backend_fd = cli_open_backend(cmd, d->backend, d->read_only, d->shared);
 	if (d->backend_fd < 0)
 		return -1;
 	d->vhost_fd = kdev_open(&why);
@@ -101,7 +102,7 @@ static char *substitute(const char *arg, const struct disk *disks,
 	int fd;
 
 	if (!res) {
-		perror(HELPER_NAME " exec");
+		fprintf(stderr, HELPER_NAME " exec: %s\n", strerror(errno));
 		return NULL;
 	}
 	while (*arg) {
@@ -193,7 +194,7 @@ int cmd_exec(int argc, char **argv)
 
 	args = calloc(argc - optind + 1, sizeof(*args));
 	if (!args) {
-		perror(HELPER_NAME " exec");
+		fprintf(stderr, HELPER_NAME " exec: %s\n", strerror(errno));
 		goto err;
 	}
 	for (a = optind; a < argc; a++) {

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -26,17 +25,6 @@
 
 /* The most a message may take to arrive once its first byte did. */
 #define MSG_TIMEOUT_MS		10000
-
-void serve_log(const char *name, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "vhostblk-setup: %s: %s\n", name, line);
-}
 
 /* ------------------------------------------------------------------------
  * Front-ends: who may connect, and one at a time
@@ -197,13 +185,13 @@ static int listen_at(const char *path, unsigned int mode, gid_t gid)
 	int fd, probe, ret;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "vhostblk-setup: %s: socket path too long\n", path);
+		fprintf(stderr, HELPER_NAME " serve: %s: socket path too long\n", path);
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
 	if (!lstat(path, &st)) {
 		if (!S_ISSOCK(st.st_mode)) {
-			fprintf(stderr, "vhostblk-setup: %s: exists and is not a socket\n",
+			fprintf(stderr, HELPER_NAME " serve: %s: exists and is not a socket\n",
 				path);
 			return -1;
 		}
@@ -211,7 +199,7 @@ static int listen_at(const char *path, unsigned int mode, gid_t gid)
 		if (probe >= 0 &&
 		    !connect(probe, (struct sockaddr *)&sun, sizeof(sun))) {
 			close(probe);
-			fprintf(stderr, "vhostblk-setup: %s: in use by another process\n",
+			fprintf(stderr, HELPER_NAME " serve: %s: in use by another process\n",
 				path);
 			return -1;
 		}
@@ -221,7 +209,7 @@ static int listen_at(const char *path, unsigned int mode, gid_t gid)
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		fprintf(stderr, "vhostblk-setup: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, HELPER_NAME " serve: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	/* Born owner-only: nobody connects before mode and group are set. */
@@ -229,13 +217,13 @@ static int listen_at(const char *path, unsigned int mode, gid_t gid)
 	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(umask_was);
 	if (ret || listen(fd, 16)) {
-		fprintf(stderr, "vhostblk-setup: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, HELPER_NAME " serve: %s: %s\n", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid)) ||
 	    chmod(path, mode)) {
-		fprintf(stderr, "vhostblk-setup: %s: setting mode %04o, group %d: %s\n",
+		fprintf(stderr, HELPER_NAME " serve: %s: setting mode %04o, group %d: %s\n",
 			path, mode, (int)gid, strerror(errno));
 		close(fd);
 		unlink(path);
@@ -252,14 +240,14 @@ static int inherited_listener(int fd)
 	struct stat st;
 
 	if (fstat(fd, &st)) {
-		fprintf(stderr, "vhostblk-setup: fd %d: %s\n", fd, strerror(errno));
+		fprintf(stderr, HELPER_NAME " serve: fd %d: %s\n", fd, strerror(errno));
 		return -1;
 	}
 	if (!S_ISSOCK(st.st_mode) ||
 	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
 	    type != SOCK_STREAM ||
 	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) || !val) {
-		fprintf(stderr, "vhostblk-setup: fd %d: not a listening stream socket\n",
+		fprintf(stderr, HELPER_NAME " serve: fd %d: not a listening stream socket\n",
 			fd);
 		return -1;
 	}
@@ -304,7 +292,7 @@ static int settle_kernel(struct serve_opts *o, int kfd)
 
 	ret = kdev_set_num_queues(kfd, o->num_queues, &why);
 	if (ret) {
-		fprintf(stderr, "vhostblk-setup: serve: --num-queues %u: %s%s%s\n",
+		fprintf(stderr, HELPER_NAME " serve: --num-queues %u: %s%s%s\n",
 			o->num_queues, why, ret == -ENOTTY ? "" : ": ",
 			ret == -ENOTTY ? "" : strerror(-ret));
 		return -1;
@@ -318,7 +306,7 @@ static int settle_kernel(struct serve_opts *o, int kfd)
 		return 0;
 	ret = kdev_probe_workers(kfd, &kind, &why);
 	if (ret) {
-		fprintf(stderr, "vhostblk-setup: %s: %s: %s\n", KDEV_PATH, why,
+		fprintf(stderr, HELPER_NAME " serve: %s: %s: %s\n", KDEV_PATH, why,
 			strerror(-ret));
 		return -1;
 	}
@@ -328,13 +316,13 @@ static int settle_kernel(struct serve_opts *o, int kfd)
 	      "this kernel's vhost core has one worker per device (per-queue workers need Linux 6.5 or later)" :
 	      "the vhost module runs workers as kernel threads (its parameter fork_from_owner_default is 0), and adds workers only as threads of their owner";
 	if (given) {
-		fprintf(stderr, "vhostblk-setup: serve: --workers %u: %s\n",
+		fprintf(stderr, HELPER_NAME " serve: --workers %u: %s\n",
 			o->workers, why);
 		return -1;
 	}
 	/* The default takes what there is; only the unusual case is told. */
 	if (kind == KDEV_WORKERS_KTHREAD)
-		fprintf(stderr, "vhostblk-setup: serve: one worker for all queues: %s\n",
+		fprintf(stderr, HELPER_NAME " serve: one worker for all queues: %s\n",
 			why);
 	o->workers = 1;
 	return 0;
@@ -352,7 +340,8 @@ int serve_run(const struct serve_opts *opts_given)
 	const char *why;
 	sigset_t old;
 
-	backend_fd = cli_open_backend(opts->backend, opts->read_only, opts->shared);
+	backend_fd = cli_open_backend("serve", opts->backend, opts->read_only,
+				      opts->shared);
 	if (backend_fd < 0)
 		return 1;
 	if (fstat(backend_fd, &backend_st)) {
@@ -366,7 +355,7 @@ int serve_run(const struct serve_opts *opts_given)
 	 */
 	kfd = kdev_open(&why);
 	if (kfd < 0) {
-		fprintf(stderr, "vhostblk-setup: %s: %s: %s\n", KDEV_PATH, why,
+		fprintf(stderr, HELPER_NAME " serve: %s: %s: %s\n", KDEV_PATH, why,
 			strerror(-kfd));
 		goto out_backend;
 	}
@@ -376,7 +365,7 @@ int serve_run(const struct serve_opts *opts_given)
 		goto out_backend;
 	sigfd = signals_fd(&old);
 	if (sigfd < 0) {
-		fprintf(stderr, "vhostblk-setup: signalfd: %s\n", strerror(errno));
+		fprintf(stderr, HELPER_NAME " serve: signalfd: %s\n", strerror(errno));
 		goto out_backend;
 	}
 	if (opts->socket) {
@@ -394,7 +383,7 @@ int serve_run(const struct serve_opts *opts_given)
 			goto out_listen;
 		kfd = kdev_open(&why);
 		if (kfd < 0) {
-			fprintf(stderr, "vhostblk-setup: %s: %s as user %s: %s\n",
+			fprintf(stderr, HELPER_NAME " serve: %s: %s as user %s: %s\n",
 				KDEV_PATH, why, opts->user, strerror(-kfd));
 			goto out_listen;
 		}

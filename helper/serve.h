@@ -54,8 +54,4 @@ struct serve_opts {
  */
 int serve_run(const struct serve_opts *opts);
 
-/* One log line on stderr: "vhostblk-setup: @name: message". */
-void serve_log(const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 #endif /* SERVE_H */

@@ -12,6 +12,7 @@
 #include <linux/vhost_blk.h>
 
 #include "cli.h"
+#include "commands.h"
 
 /* A QEMU option value: commas double. */
 static void print_qemu_value(const char *s)
@@ -23,29 +24,37 @@ static void print_qemu_value(const char *s)
 	}
 }
 
-/* Whether @s must be quoted for a POSIX shell. */
-static bool needs_quotes(const char *s)
+/*
+ * Whether @path survives the shell's word splitting and pathname expansion
+ * as one word when qemu-args' output is used as $(...): no blank, no
+ * pattern character. Quotes inside $(...) are not removed, so quoting
+ * cannot help; any other character passes through as it is.
+ */
+static bool splits_safely(const char *path)
 {
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("/._-+:=,@%", *s))
-			return true;
-	return false;
+	return !strpbrk(path, " \t\n*?[");
 }
 
-/* "-chardev socket,...,path=P,..." as one shell word, quoted if needed. */
 static void print_chardev(const char *id, const char *path)
 {
-	bool quote = needs_quotes(path);
+	printf("-chardev socket,id=%s,path=", id);
+	print_qemu_value(path);
+	printf(",reconnect-ms=1000");
+}
 
-	printf(" -chardev %ssocket,id=%s,path=", quote ? "'" : "", id);
-	for (; *path; path++) {
-		if (*path == ',')
-			putchar(',');
-		if (quote && *path == '\'')
-			fputs("'\\'", stdout);
-		putchar(*path);
-	}
-	printf(",reconnect-ms=1000%s", quote ? "'" : "");
+/* The default id: "vhostblk-" and the socket's name without ".sock". */
+static void default_id(char *id, size_t size, const char *path)
+{
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t len = strlen(name), i, n;
+
+	if (len > 5 && !strcmp(name + len - 5, ".sock"))
+		len -= 5;
+	n = snprintf(id, size, "vhostblk-");
+	for (i = 0; i < len && n + 1 < size; i++, n++)
+		id[n] = isalnum((unsigned char)name[i]) || strchr("-._", name[i]) ?
+			name[i] : '_';
+	id[n] = '\0';
 }
 
 /* QEMU sizes: a number with an optional K, M, G or T suffix. */
@@ -66,67 +75,147 @@ static bool valid_id(const char *s)
 	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
 }
 
-int cmd_qemu_args(int argc, char **argv)
+static bool valid_target(const char *s)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "num-queues", required_argument, NULL, 'q' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "id", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *sock = NULL, *mem = "1G", *id = "vhostblk0";
-	unsigned int queues = 1;
+	size_t n = strlen(s);
+
+	return n > 2 && !strncmp(s, "vd", 2) &&
+	       strspn(s + 2, "abcdefghijklmnopqrstuvwxyz") == n - 2;
+}
+
+/* What the two commands are told; each takes some of the options. */
+struct snippet_opts {
+	const char *socket;
+	unsigned int num_queues;
+	const char *mem;	/* qemu-args; NULL: --no-mem */
+	const char *id;		/* qemu-args; NULL: from the socket's name */
+	const char *target;	/* libvirt-xml */
+};
+
+/* The options a command takes besides --socket, --num-queues, --help. */
+enum { TAKES_MEM = 1, TAKES_ID = 2, TAKES_TARGET = 4 };
+
+/* --no-mem's getopt value. */
+#define OPT_NO_MEM	256
+
+static const struct {
+	struct option opt;
+	unsigned int only;	/* 0: every command's, else a TAKES_* */
+} snippet_options[] = {
+	{ { "socket", required_argument, NULL, 's' }, 0 },
+	{ { "num-queues", required_argument, NULL, 'q' }, 0 },
+	{ { "mem", required_argument, NULL, 'm' }, TAKES_MEM },
+	{ { "no-mem", no_argument, NULL, OPT_NO_MEM }, TAKES_MEM },
+	{ { "id", required_argument, NULL, 'i' }, TAKES_ID },
+	{ { "target", required_argument, NULL, 't' }, TAKES_TARGET },
+	{ { "help", no_argument, NULL, 'h' }, 0 },
+};
+
+#define NR_SNIPPET_OPTIONS	(sizeof(snippet_options) / sizeof(snippet_options[0]))
+
+/*
+ * Parses the options of @cmd, which takes those of @takes, into @o (its
+ * defaults set by the caller); --help prints @help. Returns -1 to go on,
+ * else the exit status.
+ */
+static int parse_snippet_opts(const char *cmd, unsigned int takes,
+			      void (*help)(void), int argc, char **argv,
+			      struct snippet_opts *o)
+{
+	struct option opts[NR_SNIPPET_OPTIONS + 1];
+	unsigned int i, n = 0;
 	int c;
+
+	for (i = 0; i < NR_SNIPPET_OPTIONS; i++)
+		if (!snippet_options[i].only || (snippet_options[i].only & takes))
+			opts[n++] = snippet_options[i].opt;
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sock = optarg;
+			o->socket = optarg;
 			break;
 		case 'q':
-			if (parse_uint("qemu-args", "--num-queues", optarg, 1,
-				       VHOST_BLK_MAX_QUEUES, &queues))
+			if (parse_uint(cmd, "--num-queues", optarg, 1,
+				       VHOST_BLK_MAX_QUEUES, &o->num_queues))
 				return EXIT_USAGE;
 			break;
 		case 'm':
 			if (!valid_size(optarg))
-				return usage_error("qemu-args", "--mem: '%s' is not a size like 4G",
+				return usage_error(cmd, "--mem: '%s' is not a size like 4G",
 						   optarg);
-			mem = optarg;
+			o->mem = optarg;
+			break;
+		case OPT_NO_MEM:
+			o->mem = NULL;
 			break;
 		case 'i':
 			if (!valid_id(optarg))
-				return usage_error("qemu-args", "--id: '%s' is not a QEMU id",
+				return usage_error(cmd, "--id: '%s' is not a QEMU id",
 						   optarg);
-			id = optarg;
+			o->id = optarg;
+			break;
+		case 't':
+			if (!valid_target(optarg))
+				return usage_error(cmd, "--target: '%s' is not a virtio disk name like vdb",
+						   optarg);
+			o->target = optarg;
 			break;
 		case 'h':
-			printf("Usage: " HELPER_NAME " qemu-args --socket PATH [--num-queues N] [--mem SIZE]\n"
-			       "       [--id ID]\n"
-			       "\n"
-			       "Print, on one line, the QEMU options that connect a vhost-user-blk-pci\n"
-			       "disk to a back-end serving at PATH: guest RAM as a shared memfd of\n"
-			       "SIZE (default 1G; it must equal -m), a socket chardev that reconnects,\n"
-			       "and the device with N queues (default 1; at most the --num-queues of\n"
-			       "serve). ID (default vhostblk0) names the chardev and the device; for a\n"
-			       "second disk use another ID and only its -chardev and -device.\n");
+			help();
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc)
-		return unexpected_arg("qemu-args", argv[optind]);
-	if (!sock)
-		return usage_error("qemu-args", "--socket is required");
-	printf("-object memory-backend-memfd,id=mem,size=%s,share=on"
-	       " -machine memory-backend=mem", mem);
-	print_chardev(id, sock);
-	printf(" -device vhost-user-blk-pci,id=%s,chardev=", id);
-	print_qemu_value(id);
-	printf(",num-queues=%u\n", queues);
+		return unexpected_arg(cmd, argv[optind]);
+	if (!o->socket)
+		return usage_error(cmd, "--socket is required");
+	if ((takes & TAKES_ID) && !splits_safely(o->socket))
+		return usage_error(cmd, "--socket: '%s': a blank or one of *?[ would split or expand it in $(...)",
+				   o->socket);
+	return -1;
+}
+
+static void qemu_args_help(void)
+{
+	printf("Usage: " HELPER_NAME " qemu-args --socket PATH [--num-queues N]\n"
+	       "       [--mem SIZE | --no-mem] [--id ID]\n"
+	       "\n"
+	       "Print, on one line, the QEMU options that connect a vhost-user-blk-pci\n"
+	       "disk to a back-end serving at PATH: guest RAM as a shared memfd of\n"
+	       "SIZE (default 1G; it must equal -m; --no-mem: leave it out, for a\n"
+	       "second disk or a guest whose RAM is shared already), a socket chardev\n"
+	       "that reconnects, and the device with N queues (default 1; at most the\n"
+	       "--num-queues of serve). ID (default: vhostblk- and PATH's file name\n"
+	       "without .sock) names the chardev and the device; the memory is ID-mem.\n"
+	       "The output is meant for $(...): no quoting, one word per argument; PATH\n"
+	       "must have no blank and none of *?[.\n");
+}
+
+int cmd_qemu_args(int argc, char **argv)
+{
+	struct snippet_opts o = { .num_queues = 1, .mem = "1G" };
+	char id[128];
+	int ret;
+
+	ret = parse_snippet_opts("qemu-args", TAKES_MEM | TAKES_ID, qemu_args_help,
+				 argc, argv, &o);
+	if (ret >= 0)
+		return ret;
+	if (!o.id) {
+		default_id(id, sizeof(id), o.socket);
+		o.id = id;
+	}
+	if (o.mem)
+		printf("-object memory-backend-memfd,id=%s-mem,size=%s,share=on"
+		       " -machine memory-backend=%s-mem ", o.id, o.mem, o.id);
+	print_chardev(o.id, o.socket);
+	printf(" -device vhost-user-blk-pci,id=%s,chardev=", o.id);
+	print_qemu_value(o.id);
+	printf(",num-queues=%u\n", o.num_queues);
 	return EXIT_OK;
 }
 
@@ -155,59 +244,25 @@ static void print_xml_attr(const char *s)
 	}
 }
 
-static bool valid_target(const char *s)
+static void libvirt_xml_help(void)
 {
-	size_t n = strlen(s);
-
-	return n > 2 && !strncmp(s, "vd", 2) &&
-	       strspn(s + 2, "abcdefghijklmnopqrstuvwxyz") == n - 2;
+	printf("Usage: " HELPER_NAME " libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
+	       "\n"
+	       "Print the libvirt domain XML for a disk served at PATH: the\n"
+	       "<memoryBacking> element the domain needs (shared memfd guest RAM)\n"
+	       "and the <disk type='vhostuser'> element, guest name DEV (default\n"
+	       "vdb), N queues (default 1).\n");
 }
 
 int cmd_libvirt_xml(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "target", required_argument, NULL, 't' },
-		{ "num-queues", required_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *sock = NULL, *target = "vdb";
-	unsigned int queues = 1;
-	int c;
+	struct snippet_opts o = { .num_queues = 1, .target = "vdb" };
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			sock = optarg;
-			break;
-		case 't':
-			if (!valid_target(optarg))
-				return usage_error("libvirt-xml", "--target: '%s' is not a virtio disk name like vdb",
-						   optarg);
-			target = optarg;
-			break;
-		case 'q':
-			if (parse_uint("libvirt-xml", "--num-queues", optarg, 1,
-				       VHOST_BLK_MAX_QUEUES, &queues))
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			printf("Usage: " HELPER_NAME " libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
-			       "\n"
-			       "Print the libvirt domain XML for a disk served at PATH: the\n"
-			       "<memoryBacking> element the domain needs (shared memfd guest RAM)\n"
-			       "and the <disk type='vhostuser'> element, guest name DEV (default\n"
-			       "vdb), N queues (default 1).\n");
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc)
-		return unexpected_arg("libvirt-xml", argv[optind]);
-	if (!sock)
-		return usage_error("libvirt-xml", "--socket is required");
+	ret = parse_snippet_opts("libvirt-xml", TAKES_TARGET, libvirt_xml_help,
+				 argc, argv, &o);
+	if (ret >= 0)
+		return ret;
 	printf("<!-- in <domain>: guest memory the back-end can map -->\n"
 	       "<memoryBacking>\n"
 	       "  <source type='memfd'/>\n"
@@ -215,16 +270,16 @@ int cmd_libvirt_xml(int argc, char **argv)
 	       "</memoryBacking>\n"
 	       "<!-- in <devices> -->\n"
 	       "<disk type='vhostuser' device='disk'>\n");
-	if (queues > 1)
-		printf("  <driver name='qemu' type='raw' queues='%u'/>\n", queues);
+	if (o.num_queues > 1)
+		printf("  <driver name='qemu' type='raw' queues='%u'/>\n", o.num_queues);
 	else
 		printf("  <driver name='qemu' type='raw'/>\n");
 	printf("  <source type='unix' path='");
-	print_xml_attr(sock);
+	print_xml_attr(o.socket);
 	printf("'>\n"
 	       "    <reconnect enabled='yes' timeout='10'/>\n"
 	       "  </source>\n"
 	       "  <target dev='%s' bus='virtio'/>\n"
-	       "</disk>\n", target);
+	       "</disk>\n", o.target);
 	return EXIT_OK;
 }

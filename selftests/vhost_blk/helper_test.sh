@@ -97,14 +97,21 @@ xml=$'<!-- in <domain>: guest memory the back-end can map -->
 echo "TAP version 13"
 check "version names the ABI" 0 '^vhostblk-setup [0-9.]+ \(ABI [0-9]+\)$' "$helper" --version
 check "help lists the commands" 0 'info' "$helper" --help
-check "info reports ABI version and features" 0 \
-	$'^abi_version 2\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1$' "$helper" info
+check "info reports ABI version, features, and those that depend on the backend apart" 0 \
+	$'^abi_version 2\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1\nbackend_features ro discard write_zeroes secure_erase \\(per disk, when its block device supports them; ro: a read-only disk\\)$' \
+	"$helper" info
 check "info --json is one object with the same" 0 \
-	'^\{"abi_version": 2, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\]\}$' \
+	'^\{"abi_version": 2, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\], "backend_features": \["ro", "discard", "write_zeroes", "secure_erase"\]\}$' \
 	"$helper" info --json
 check "no command is a usage error" 2 '' "$helper"
-check_err "unknown command is a usage error naming it" "unknown command 'frobnicate'" "$helper" frobnicate
-check_err "unexpected argument is named" "unexpected argument 'extra'" "$helper" info extra
+check_usage "unknown command is a usage error naming it" \
+	"^vhostblk-setup: frobnicate: unknown command \(see vhostblk-setup --help\)$" "$helper" frobnicate
+check_usage "unexpected argument is named" "^vhostblk-setup info: unexpected argument 'extra'$" "$helper" info extra
+check_usage "an unknown option is named after the command" \
+	"^vhostblk-setup qemu-args: unrecognized option '--target'$" "$helper" qemu-args --socket /s --target vdb
+check_usage "a missing option value is named after the command" \
+	"^vhostblk-setup serve: option '--backend' requires an argument$" "$helper" serve --backend
+check "help shows exec's --ro-backend" 0 'exec \(--backend DEV \| --ro-backend DEV\)' "$helper" --help
 
 for cmd in info check serve qemu-args libvirt-xml; do
 	check "$cmd --help shows its usage" 0 "^Usage: vhostblk-setup $cmd" "$helper" "$cmd" --help
@@ -124,12 +131,64 @@ check "check --backend fails on a missing path" 1 \
 	'FAIL /nonexistent: No such file or directory$' "$helper" check --backend /nonexistent
 check_err "check takes no argument" "unexpected argument 'x'" "$helper" check x
 
-check "qemu-args prints shared memory, a reconnecting chardev and the device" 0 \
-	'^-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem -chardev socket,id=vhostblk0,path=/run/vb/sdb.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk0,chardev=vhostblk0,num-queues=1$' \
+check "qemu-args prints shared memory, a reconnecting chardev and the device, ids from the socket's name" 0 \
+	'^-object memory-backend-memfd,id=vhostblk-sdb-mem,size=1G,share=on -machine memory-backend=vhostblk-sdb-mem -chardev socket,id=vhostblk-sdb,path=/run/vb/sdb.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk-sdb,chardev=vhostblk-sdb,num-queues=1$' \
 	"$helper" qemu-args --socket /run/vb/sdb.sock
 check "qemu-args takes --num-queues, --mem and --id, doubles commas" 0 \
-	'^-object memory-backend-memfd,id=mem,size=4G,share=on -machine memory-backend=mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
+	'^-object memory-backend-memfd,id=d1-mem,size=4G,share=on -machine memory-backend=d1-mem -chardev socket,id=d1,path=/run/a,,b.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=d1,chardev=d1,num-queues=4$' \
 	"$helper" qemu-args --socket /run/a,b.sock --num-queues 4 --mem 4G --id d1
+check "qemu-args --no-mem prints the chardev and the device alone" 0 \
+	'^-chardev socket,id=vhostblk-sdc,path=/run/vb/sdc.sock,reconnect-ms=1000 -device vhost-user-blk-pci,id=vhostblk-sdc,chardev=vhostblk-sdc,num-queues=1$' \
+	"$helper" qemu-args --socket /run/vb/sdc.sock --no-mem
+# diff_words GOT WANT: prints "same", or both.
+diff_words() {
+	if [ "$1" = "$2" ]; then echo same; else printf 'got:\n%s\nwant:\n%s\n' "$1" "$2"; fi
+}
+
+# What QEMU receives from `qemu-system-x86_64 ... $(vhostblk-setup qemu-args
+# ...)`: the output split and expanded as the shell does it, unquoted in an
+# ordinary command, one argument per line.
+qemu_argv() {
+	local out
+	out=$("$helper" qemu-args "$@") || return
+	# shellcheck disable=SC2086 # splitting is what is tested
+	printf '%s\n' $out
+}
+odd_sock="/run/vb/it's \"quoted\";\$HOME&,x.sock"
+odd_sock=${odd_sock// /_}
+check "qemu-args used as \$(...) hands QEMU every option whole, quotes and \$ as they are" 0 '^same$' \
+	diff_words "$(qemu_argv --socket "$odd_sock" --id d1 --mem 2G)" \
+	"-object
+memory-backend-memfd,id=d1-mem,size=2G,share=on
+-machine
+memory-backend=d1-mem
+-chardev
+socket,id=d1,path=${odd_sock//,/,,},reconnect-ms=1000
+-device
+vhost-user-blk-pci,id=d1,chardev=d1,num-queues=1"
+check_usage "qemu-args refuses a socket path with a blank, which \$(...) would split" \
+	"^vhostblk-setup qemu-args: --socket: '/run/vb/a b.sock': a blank or one of \*\?\[ would split or expand it in \\\$\(\.\.\.\)$" \
+	"$helper" qemu-args --socket '/run/vb/a b.sock'
+check_usage "qemu-args refuses a socket path with a pattern character" \
+	"^vhostblk-setup qemu-args: --socket: '/run/vb/\*.sock': " "$helper" qemu-args --socket '/run/vb/*.sock'
+# The ids of each -object, -chardev and -device, "KIND ID" per line.
+qemu_ids() {
+	printf '%s\n' "$@" | awk '
+		/^-(object|chardev|device)$/ { kind = $0; next }
+		kind != "" && match("," $0, /,id=[^,]*/) { print kind, substr("," $0, RSTART + 4, RLENGTH - 4) }
+		{ kind = "" }'
+}
+# shellcheck disable=SC2046 # the words of qemu-args, as a user pastes them
+two_disks=$(qemu_ids $("$helper" qemu-args --socket /run/vb/sdb.sock) \
+	$("$helper" qemu-args --socket /run/vb/sdc.sock))
+check "two disks' qemu-args have six ids, none twice" 0 '^6 0$' \
+	sh -c 'echo "$(printf "%s\n" "$1" | wc -l) $(printf "%s\n" "$1" | sort | uniq -d | wc -l)"' sh "$two_disks"
+# shellcheck disable=SC2046
+two_disks=$(qemu_ids $("$helper" qemu-args --socket /run/vb/sdb.sock) \
+	$("$helper" qemu-args --socket /run/vb/sdc.sock --no-mem))
+check "a second disk with --no-mem adds a chardev and a device of its own" 0 \
+	$'^-object vhostblk-sdb-mem\n-chardev vhostblk-sdb\n-device vhostblk-sdb\n-chardev vhostblk-sdc\n-device vhostblk-sdc$' \
+	echo "$two_disks"
 check_err "qemu-args needs --socket" "qemu-args: --socket is required" "$helper" qemu-args
 check_err "qemu-args refuses 65 queues" "qemu-args: --num-queues: '65' is not a number in 1..64" \
 	"$helper" qemu-args --socket /s --num-queues 65
@@ -171,15 +230,15 @@ check_err "serve refuses a serial longer than 20" "serve: --serial: '12345678901
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --serial 123456789012345678901
 check_err "serve refuses a queue size that is not a power of 2" "serve: --queue-size: 100 is not a power of 2" \
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --queue-size 100
-check_err "serve fails on a non-block backend" "^vhostblk-setup: /dev/null: not a block device$" \
+check_err "serve fails on a non-block backend" "^vhostblk-setup serve: /dev/null: not a block device$" \
 	timeout 10 "$helper" serve --backend /dev/null --socket /tmp/x.sock
 check_err "serve fails on a read-only device without --read-only" \
-	"^vhostblk-setup: $loop_ro: .*serve a read-only device with --read-only" \
+	"^vhostblk-setup serve: $loop_ro: .*serve a read-only device with --read-only" \
 	timeout 10 "$helper" serve --backend "$loop_ro" --socket /tmp/x.sock
-check_err "serve --fd needs a listening socket" "^vhostblk-setup: fd 0: not a listening stream socket$" \
+check_err "serve --fd needs a listening socket" "^vhostblk-setup serve: fd 0: not a listening stream socket$" \
 	timeout 10 "$helper" serve --blk-file "$loop_rw" --fd 0
 check_err "serve will not replace a file that is not a socket" \
-	"^vhostblk-setup: $loop_file: exists and is not a socket$" \
+	"^vhostblk-setup serve: $loop_file: exists and is not a socket$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$loop_file"
 # wait_sock PATH: waits up to 10 s for the socket PATH to appear.
 wait_sock() {
@@ -192,11 +251,11 @@ timeout 60 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock" 2>/d
 excl_pid=$!
 wait_sock "$links/excl.sock"
 check_err "a second serve of a served device is refused as in use" \
-	"^vhostblk-setup: $loop_rw: in use \(mounted, or opened exclusively by another program; --shared opens it anyway\)$" \
+	"^vhostblk-setup serve: $loop_rw: in use \(mounted, or opened exclusively by another program; --shared opens it anyway\)$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl2.sock"
-check_err "exec of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+check_err "exec of a served device is refused as in use" "^vhostblk-setup exec: $loop_rw: in use " \
 	"$helper" exec --backend "$loop_rw" -- echo %v %b
-check_err "send-fds of a served device is refused as in use" "^vhostblk-setup: $loop_rw: in use " \
+check_err "send-fds of a served device is refused as in use" "^vhostblk-setup send-fds: $loop_rw: in use " \
 	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
 check "exec --shared opens a served device" 0 "^/dev/vhost-blk $loop_rw\$" \
 	"$helper" exec --shared --backend "$loop_rw" -- sh -c 'echo "$(readlink /proc/self/fd/%v) $(readlink /proc/self/fd/%b)"'
@@ -208,7 +267,7 @@ wait "$shared_pid" "$excl_pid"
 mnt=$links/mnt
 mkdir -p "$mnt"
 if mkfs.ext4 -q -F "$loop_rw" >/dev/null 2>&1 && mount "$loop_rw" "$mnt"; then
-	check_err "serve refuses a mounted device" "^vhostblk-setup: $loop_rw: in use " \
+	check_err "serve refuses a mounted device" "^vhostblk-setup serve: $loop_rw: in use " \
 		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
 	umount "$mnt"
 else
@@ -265,6 +324,8 @@ serve_bg perm
 check "the socket is the helper's only by default (0600, root)" 0 '^600 root root$' \
 	stat -c '%a %U %G' "$links/perm.sock"
 check "root's front-end is served" 0 '^features ok$' vu_client "$links/perm.sock"
+check "serve's log lines start with the command and the socket" 0 '' \
+	grep -q "^vhostblk-setup serve: $links/perm.sock: serving $loop_rw, 1 queue, 1 worker\$" "$links/perm.log"
 kill -TERM "$bg_pid"; wait "$bg_pid"
 serve_bg perm --socket-mode 0660 --socket-group nogroup
 check "--socket-mode and --socket-group set the socket's mode and group" 0 '^660 root nogroup$' \
@@ -291,6 +352,46 @@ check_err "serve refuses an unknown user to allow" "serve: --allow-uid: 'nosuchu
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --allow-uid nosuchuser
 check_err "--socket-mode does not go with --fd" "serve: --socket-mode and --socket-group go with --socket" \
 	"$helper" serve --backend "$loop_rw" --fd 0 --socket-mode 0660
+# What a user pastes: QEMU with qemu-args' options for two disks, used as
+# $(...), the second with --no-mem. Realized (QEMU connects and sets the
+# devices up, the back-ends log it), not booted (-S); the devices are
+# listed by their ids over QMP.
+serve_bg q1
+q1_pid=$bg_pid
+"$helper" serve --backend "$loop_ro" --read-only --socket "$links/q2.sock" 2> "$links/q2.log" &
+q2_pid=$!
+wait_sock "$links/q2.sock"
+# shellcheck disable=SC2046 # the words of qemu-args, as a user pastes them
+timeout 120 qemu-system-x86_64 -machine q35,accel=tcg -m 1G -S -display none -nodefaults \
+	$("$helper" qemu-args --socket "$links/q1.sock") \
+	$("$helper" qemu-args --socket "$links/q2.sock" --no-mem) \
+	-qmp "unix:$links/qemu.qmp,server=on,wait=off" 2> "$links/qemu.log" &
+qemu_pid=$!
+for _ in $(seq 300); do [ -S "$links/qemu.qmp" ] && break; sleep 0.1; done
+check "QEMU takes qemu-args' options for two disks (devices vhostblk-q1, vhostblk-q2)" 0 \
+	'^vhostblk-q1 vhostblk-q2$' python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(60)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+def cmd(name, **args):
+    f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            return reply
+f.readline()
+cmd("qmp_capabilities")
+devs = cmd("qom-list", path="/machine/peripheral").get("return", [])
+print(" ".join(sorted(d["name"] for d in devs if d["type"].startswith("child<"))))
+cmd("quit")
+' "$links/qemu.qmp"
+wait "$qemu_pid"
+check "both back-ends served QEMU" 0 '^2$' \
+	sh -c 'grep -l "front-end connected" "$@" | wc -l' sh "$links/q1.log" "$links/q2.log"
+kill -TERM "$q1_pid" "$q2_pid"; wait "$q1_pid" "$q2_pid"
 # --workers: the vhost workers serving the queues, more than one from Linux
 # 6.5 on; by default one per queue, at most one per online CPU.
 check_usage "serve refuses 0 workers" "serve: --workers: '0' is not a number in 1\.\.64$" \
@@ -312,7 +413,7 @@ if kernel_has_queue_workers; then
 	default_workers=$((cpus < 4 ? cpus : 4))
 else
 	check_err "serve --workers 2 is refused at startup where the vhost core has one worker per device" \
-		"^vhostblk-setup: serve: --workers 2: this kernel's vhost core has one worker per device \(per-queue workers need Linux 6\.5 or later\)$" \
+		"^vhostblk-setup serve: --workers 2: this kernel's vhost core has one worker per device \(per-queue workers need Linux 6\.5 or later\)$" \
 		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/workers.sock" --num-queues 2 --workers 2
 	default_workers=1
 fi
@@ -325,7 +426,7 @@ check "and its front-end is served" 0 '^features ok$' vu_client "$links/workers.
 kill -TERM "$bg_pid"; wait "$bg_pid"
 # --user: the descriptors are opened as root, then the helper is the user.
 check_err "serve --user fails when the user cannot open /dev/vhost-blk" \
-	"^vhostblk-setup: /dev/vhost-blk: cannot open as user nobody: Permission denied$" \
+	"^vhostblk-setup serve: /dev/vhost-blk: cannot open as user nobody: Permission denied$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/user.sock" --user nobody
 check_err "serve --user refuses an unknown user" "serve: --user nosuchuser: no such user" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/user.sock" --user nosuchuser
@@ -343,7 +444,7 @@ chgrp "${kdev_mode#* }" /dev/vhost-blk; chmod "${kdev_mode% *}" /dev/vhost-blk
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$links/node.sock"
 if mount --bind "$links/node.sock" /dev/vhost-blk; then
 	check_err "serve names why /dev/vhost-blk cannot be opened" \
-		"^vhostblk-setup: /dev/vhost-blk: cannot open: No such device or address$" \
+		"^vhostblk-setup serve: /dev/vhost-blk: cannot open: No such device or address$" \
 		timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/excl.sock"
 	check_err "exec names why /dev/vhost-blk cannot be opened" \
 		"^vhostblk-setup exec: /dev/vhost-blk: cannot open: No such device or address$" \
@@ -405,7 +506,7 @@ check_err "exec refuses a disk the command does not use" \
 	"exec: --backend $loop_rw: the command does not use %v0 and %b0" \
 	"$helper" exec --backend "$loop_rw" -- echo %v
 check_err "exec fails on a read-only device without --read-only" \
-	"^vhostblk-setup: $loop_ro: .*with --read-only" "$helper" exec --backend "$loop_ro" -- echo %v %b
+	"^vhostblk-setup exec: $loop_ro: .*with --read-only" "$helper" exec --backend "$loop_ro" -- echo %v %b
 check_err "exec refuses an unknown user" "exec: --user nosuchuser: no such user" \
 	"$helper" exec --backend "$loop_rw" --user nosuchuser -- echo %v %b
 check_err "exec names a program that cannot run" "exec: /nonexistent: No such file or directory" \
@@ -507,6 +608,10 @@ done
 cp "${VHOST_BLK_KO:-kernel/vhost_blk.ko}" "$moddir/extra/"
 depmod -b "$modtree" "$kver" && mount --bind "$moddir" "/lib/modules/$kver" && mounted=1
 rmmod vhost_blk
+check_err "info without the module says to load it" \
+	"^vhostblk-setup info: /dev/vhost-blk: missing: module vhost_blk is not loaded \(modprobe vhost_blk\)$" \
+	"$helper" info
+check "and fails with status 1" 1 '' "$helper" info --json
 check "check says serve loads the module" 0 \
 	"ok   module vhost_blk: not loaded; serve loads /lib/modules/$kver_re/extra/vhost_blk.ko" \
 	"$helper" check
@@ -520,10 +625,13 @@ wait "$serve_pid"
 [ -n "${mounted:-}" ] && umount "/lib/modules/$kver" && mounted=
 rm -rf "$modtree"
 rmmod vhost_blk
+check_err "info without the module installed says to install it" \
+	"^vhostblk-setup info: /dev/vhost-blk: missing: module vhost_blk is not installed for this kernel \(make install, then modprobe vhost_blk\)$" \
+	"$helper" info
 check "check fails when the module is neither loaded nor installed" 1 \
 	'^FAIL module vhost_blk: not loaded and not installed for this kernel' "$helper" check
 check_err "serve says why when the module cannot be loaded" \
-	"^vhostblk-setup: /dev/vhost-blk: module vhost_blk not found for the running kernel: No such file or directory$" \
+	"^vhostblk-setup serve: /dev/vhost-blk: module vhost_blk not found for the running kernel: No such file or directory$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket /tmp/x.sock
 # Loaded again for the suites after this one.
 insmod "${VHOST_BLK_KO:-kernel/vhost_blk.ko}"

@@ -107,7 +107,7 @@ start_guest() {
 	mkdir -p "$dir"
 	# shellcheck disable=SC2046 # qemu-args and monitor_start print words
 	guest_start "$dir" "$mem" "migrate.sh $((hops + 1)) vda vdb" \
-		$("$helper" qemu-args --socket "$work/$sock.sock" --num-queues 2 | cut -d' ' -f5-) \
+		$("$helper" qemu-args --socket "$work/$sock.sock" --num-queues 2 --id vhostblk0 --no-mem) \
 		-device "vhost-blk-pci,addr=0x8,vhostfd=%v,backendfd=%b,num-queues=2,serial=mig-pci" \
 		$(monitor_start "$dir") "$@"
 }
