@@ -215,10 +215,12 @@ int cmd_libvirt_xml(int argc, char **argv)
 	       "</memoryBacking>\n"
 	       "<!-- in <devices> -->\n"
 	       "<disk type='vhostuser' device='disk'>\n");
-	if (queues > 1)
-		printf("  <driver name='qemu' type='raw' queues='%u'/>\n", queues);
-	else
-		printf("  <driver name='qemu' type='raw'/>\n");
+	/*
+	 * Always explicit: without queues, QEMU gives the device one queue per
+	 * vCPU, more than a disk served with fewer queues offers, and the
+	 * domain does not start.
+	 */
+	printf("  <driver name='qemu' type='raw' queues='%u'/>\n", queues);
 	printf("  <source type='unix' path='");
 	print_xml_attr(sock);
 	printf("'>\n"
