@@ -270,10 +270,12 @@ int cmd_libvirt_xml(int argc, char **argv)
 	       "</memoryBacking>\n"
 	       "<!-- in <devices> -->\n"
 	       "<disk type='vhostuser' device='disk'>\n");
-	if (o.num_queues > 1)
-		printf("  <driver name='qemu' type='raw' queues='%u'/>\n", o.num_queues);
-	else
-		printf("  <driver name='qemu' type='raw'/>\n");
+	/*
+	 * Always explicit: without queues, QEMU gives the device one queue per
+	 * vCPU, more than a disk served with fewer queues offers, and the
+	 * domain does not start.
+	 */
+	printf("  <driver name='qemu' type='raw' queues='%u'/>\n", o.num_queues);
 	printf("  <source type='unix' path='");
 	print_xml_attr(o.socket);
 	printf("'>\n"

@@ -197,8 +197,8 @@ check_err "qemu-args refuses a bad size" "qemu-args: --mem: 'lots' is not a size
 
 check "libvirt-xml prints memoryBacking and the vhostuser disk" 0 "^$xml\$" \
 	"$helper" libvirt-xml --socket '/run/vb/a&b.sock' --target vdc --num-queues 4
-check "libvirt-xml defaults to vdb and one queue" 0 \
-	$'<driver name=\'qemu\' type=\'raw\'/>\n.*<target dev=\'vdb\' bus=\'virtio\'/>' \
+check "libvirt-xml defaults to vdb and one queue, given explicitly" 0 \
+	$'<driver name=\'qemu\' type=\'raw\' queues=\'1\'/>\n.*<target dev=\'vdb\' bus=\'virtio\'/>' \
 	"$helper" libvirt-xml --socket /s
 # The two fragments in the smallest domain, against libvirt's own schema.
 libvirt_domain() {
