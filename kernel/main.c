@@ -13,6 +13,8 @@
 #include <linux/memcontrol.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/pid.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -410,7 +412,9 @@ static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
  * one left out is lost. So when the owner's last thread closes its files,
  * which is before any of them is released, the device stops here and lets
  * go of its block device: every request it took is in the used ring by the
- * time the socket or any other file of the owner is released.
+ * time the socket or any other file of the owner is released. (A files
+ * table shared with another process, CLONE_FILES, is closed only when that
+ * one exits too: the stop then comes with the release.)
  *
  * Return: 0; closing always succeeds.
  */
@@ -418,7 +422,15 @@ static int vhost_blk_file_flush(struct file *file, fl_owner_t id)
 {
 	struct vhost_blk *blk = file->private_data;
 
-	if (!(current->flags & PF_EXITING) || vhost_blk_lock(blk))
+	/*
+	 * The whole process dies (exit_group, a fatal signal, a core dump),
+	 * not one thread with a files table of its own, nor an exec.
+	 */
+	if (!(current->flags & PF_EXITING) ||
+	    !(READ_ONCE(current->signal->flags) & SIGNAL_GROUP_EXIT))
+		return 0;
+	/* Other processes that close a copy need not wait for the lock. */
+	if (READ_ONCE(blk->owner) != task_tgid(current) || vhost_blk_lock(blk))
 		return 0;
 	if (blk->owner == task_tgid(current))
 		vhost_blk_detach(blk);

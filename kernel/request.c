@@ -20,7 +20,9 @@
  * 3. Every request ends in vhost_blk_req_done(): from bio completion in any
  *    context, or from the worker itself. It pushes the request on the queue's
  *    lock-free completed list and queues the completion work.
- * 4. vhost_blk_complete_work() runs on the worker with the queue mutex held:
+ * 4. vhost_blk_complete_work() runs on the worker (on a kernel worker thread
+ *    when the owner was killed, vhost_blk_finish_orphans()) with the queue
+ *    mutex held:
  *    it releases the pages, writes the status byte, logs the written guest
  *    pages when dirty logging is on, and reports the whole batch in the used
  *    ring with one interrupt.
@@ -829,6 +831,7 @@ void vhost_blk_complete_work(struct vhost_work *work)
 		wake_up_var(&bvq->inflight);
 }
 
+/* The completion work of a queue whose worker is gone, on a kworker. */
 struct vhost_blk_orphans {
 	struct work_struct work;
 	struct vhost_blk_vq *bvq;
@@ -836,12 +839,12 @@ struct vhost_blk_orphans {
 
 static void vhost_blk_orphans_work(struct work_struct *work)
 {
-	struct vhost_blk_orphans *o = container_of(work, struct vhost_blk_orphans,
-						   work);
-	struct mm_struct *mm = o->bvq->blk->dev.mm;
+	struct vhost_blk_orphans *orphans =
+		container_of(work, struct vhost_blk_orphans, work);
+	struct mm_struct *mm = orphans->bvq->blk->dev.mm;
 
 	kthread_use_mm(mm);
-	vhost_blk_complete_work(&o->bvq->complete_work);
+	vhost_blk_complete_work(&orphans->bvq->complete_work);
 	kthread_unuse_mm(mm);
 }
 
@@ -856,16 +859,18 @@ static void vhost_blk_orphans_work(struct work_struct *work)
  * owner's address space: the vhost core holds it until the device is
  * cleaned up, so it is still there. A front-end that reads the ring once
  * the owner is gone (a vhost-user front-end whose back-end was killed)
- * finds every request the device took in it, never a hole. Runs in the
+ * finds every request the device took in it, never a hole. Called by the
  * stopping task, which may have no address space of its own (the owner
- * exiting); returns once the batch is reported.
+ * exiting), with dev.mutex held; returns once the kworker has reported
+ * the batch.
  */
 void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 {
-	struct vhost_blk_orphans o = { .bvq = bvq };
+	struct vhost_blk_orphans orphans = { .bvq = bvq };
 
-	INIT_WORK_ONSTACK(&o.work, vhost_blk_orphans_work);
-	queue_work(system_unbound_wq, &o.work);
-	flush_work(&o.work);
-	destroy_work_on_stack(&o.work);
+	lockdep_assert_held(&bvq->blk->dev.mutex);
+	INIT_WORK_ONSTACK(&orphans.work, vhost_blk_orphans_work);
+	queue_work(system_unbound_wq, &orphans.work);
+	flush_work(&orphans.work);
+	destroy_work_on_stack(&orphans.work);
 }
