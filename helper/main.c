@@ -86,7 +86,7 @@ int cli_open_backend(const char *path, bool read_only, bool shared)
 	if (fd < 0)
 		fprintf(stderr, HELPER_NAME ": %s: %s%s\n", path,
 			why ? why : strerror(-fd),
-			fd == -EROFS || fd == -EACCES ?
+			fd == -EROFS || (fd == -EACCES && !why) ?
 			" (serve a read-only device with --read-only)" : "");
 	return fd;
 }
@@ -265,9 +265,12 @@ static void serve_usage(const char *prog)
 	       "Serve the block device DEV as a vhost-user-blk back-end (for QEMU's\n"
 	       "vhost-user-blk-pci), one front-end at a time; the requests are served\n"
 	       "by the kernel (/dev/vhost-blk). Stops on SIGTERM or SIGINT.\n"
+	       "DEV may be a raw image file: serve puts it on a loop device of its own\n"
+	       "(direct I/O where the file system can), which goes away with serve.\n"
 	       "\n"
 	       "Options:\n"
-	       "  --backend DEV            block device to serve (also --blk-file=DEV)\n"
+	       "  --backend DEV            block device or image file to serve\n"
+	       "                           (also --blk-file=DEV)\n"
 	       "  --socket PATH            unix socket to create and listen on\n"
 	       "                           (also --socket-path=PATH)\n"
 	       "  --fd N                   listen on the inherited socket N instead\n"
@@ -279,8 +282,9 @@ static void serve_usage(const char *prog)
 	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
 	       "                           up to %d (default %d)\n"
 	       "  --read-only              serve read-only (DEV is opened read-only)\n"
-	       "  --shared                 do not open DEV exclusively (O_EXCL): another\n"
-	       "                           program or a mount may use it at the same time\n"
+	       "  --shared                 do not open DEV exclusively (O_EXCL; an image\n"
+	       "                           file: do not lock it): another program or a\n"
+	       "                           mount may use it at the same time\n"
 	       "  --serial S               serial number the guest reads, up to %d\n"
 	       "                           characters\n"
 	       "  --socket-mode MODE       permissions of the --socket file, octal\n"
@@ -451,7 +455,8 @@ static void usage(FILE *out)
 		"        [--queue-size N] [--read-only] [--shared] [--serial S]\n"
 		"        [--socket-mode MODE] [--socket-group GROUP] [--allow-uid USER]\n"
 		"        [--allow-gid GROUP] [--user USER]\n"
-		"                        serve DEV to QEMU as a vhost-user-blk back-end\n"
+		"                        serve DEV (a block device or an image file) to\n"
+		"                        QEMU as a vhost-user-blk back-end\n"
 		"  qemu-args --socket PATH [--num-queues N] [--mem SIZE] [--id ID]\n"
 		"                        print the QEMU options for a disk served at PATH\n"
 		"  libvirt-xml --socket PATH [--target DEV] [--num-queues N]\n"
