@@ -1413,9 +1413,11 @@ TEST_F(serve_mq, reset_device_gives_the_queues_their_workers_again)
  */
 
 #define IMAGE_SIZE	(32 * 1024 * KiB)
+#define CGROUP_ROOT	"/sys/fs/cgroup"
 
 FIXTURE(serve_image) {
 	char file[64];
+	char cgroup[64];	/* the io test's cgroup, "" if none */
 	struct vu_server srv;
 	struct vu_frontend fe;
 };
@@ -1446,6 +1448,10 @@ FIXTURE_TEARDOWN(serve_image)
 		static char log[LOG_SIZE];
 
 		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+	}
+	if (self->cgroup[0]) {
+		vblk_write_file(CGROUP_ROOT "/cgroup.procs", "0");
+		rmdir(self->cgroup);
 	}
 	unlink(self->file);
 }
@@ -1618,6 +1624,74 @@ TEST_F(serve_image, the_loop_device_goes_when_serve_is_killed)
 	image_write(_metadata, &self->fe, 1, 0, 1);
 	ASSERT_LE(0, vu_server_stop(&self->srv, SIGKILL, WAIT_MS, NULL));
 	EXPECT_EQ(0, loops_of(self->file, &num));
+}
+
+/*
+ * wbytes of device @dev in the io.stat of cgroup @dir, 0 if not listed;
+ * its line in @line ("" if none).
+ */
+static uint64_t cgroup_wbytes(const char *dir, dev_t dev, char line[512])
+{
+	char path[128], key[32];
+	unsigned long long v = 0;
+	const char *w;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/io.stat", dir);
+	snprintf(key, sizeof(key), "%u:%u ", major(dev), minor(dev));
+	line[0] = '\0';
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, 512, f)) {
+		w = strstr(line, " wbytes=");
+		if (!strncmp(line, key, strlen(key)) && w) {
+			v = strtoull(w + 8, NULL, 10);
+			line[strcspn(line, "\n")] = '\0';
+			break;
+		}
+		line[0] = '\0';
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * The guest's I/O is the helper's in cgroup v2: serve started in a cgroup
+ * of its own (with the io controller), the bytes a front-end writes
+ * through the disk show in that cgroup's io.stat for the backend, whether
+ * the vhost worker is a kernel thread that joined the owner's cgroups
+ * (before Linux 6.4) or a thread of the helper. So io.max on it applies.
+ */
+TEST_F(serve_image, guest_writes_are_accounted_to_the_helpers_io_cgroup)
+{
+	struct vu_opts opts = { 0 };
+	char path[96], dev[32], line[512];
+	uint64_t before, after;
+	struct stat st;
+	int num, ret;
+
+	ASSERT_EQ(0, vblk_write_file(CGROUP_ROOT "/cgroup.subtree_control", "+io"));
+	snprintf(self->cgroup, sizeof(self->cgroup), CGROUP_ROOT "/vblk-io-%d",
+		 (int)getpid());
+	ASSERT_EQ(0, mkdir(self->cgroup, 0755));
+	/* serve is born in it: this process is there while it forks. */
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self->cgroup);
+	ASSERT_EQ(0, vblk_write_file(path, "0"));
+	num = serve_image_start(_metadata, self);
+	ASSERT_EQ(0, vblk_write_file(CGROUP_ROOT "/cgroup.procs", "0"));
+	ASSERT_LE(0, num);
+	snprintf(dev, sizeof(dev), "/dev/loop%d", num);
+	ASSERT_EQ(0, stat(dev, &st));
+
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	before = cgroup_wbytes(self->cgroup, st.st_rdev, line);
+	image_write(_metadata, &self->fe, 16, 0, 5);
+	after = cgroup_wbytes(self->cgroup, st.st_rdev, line);
+	TH_LOG("io.stat wbytes for %s: %llu before, %llu after 1 MiB written: %s",
+	       dev, (unsigned long long)before, (unsigned long long)after, line);
+	EXPECT_LE(before + 16 * 64 * KiB, after);
 }
 
 TEST_HARNESS_MAIN
