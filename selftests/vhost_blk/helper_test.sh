@@ -529,7 +529,7 @@ check_err "send-fds says when QEMU's socket is missing" \
 	"send-fds: $links/none.qmp: cannot connect: No such file or directory" \
 	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
 qmpsock=$links/qmp.sock
-python3 -c '
+fake_qemu='
 import array, fcntl, json, os, socket, struct, sys
 VHOST_SET_OWNER, VHOST_SET_VRING_NUM = 0xaf01, 0x4008af10
 def queues(fd):
@@ -546,6 +546,7 @@ path, log = sys.argv[1:]
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
 srv.listen(1)
+srv.settimeout(20)  # gone, not waited for, when send-fds never connects
 c, _ = srv.accept()
 c.settimeout(10)
 c.sendall(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
@@ -574,7 +575,8 @@ with open(log, "w") as out:
                 c.sendall(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"no \\\"bus\\\" here\"}}\r\n")
             else:
                 c.sendall(b"{\"return\": {}}\r\n")
-' "$qmpsock" "$links/qmp.log" 2>/dev/null &
+'
+python3 -c "$fake_qemu" "$qmpsock" "$links/qmp.log" 2>/dev/null &
 qmp_pid=$!
 for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
 check_err "send-fds reports QEMU's refusal of the device" \
@@ -589,6 +591,17 @@ getfd \{\"fdname\": \"d1-backendfd\"\} $loop_rw
 device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 20, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
 closefd \{\"fdname\": \"d1-backendfd\"\} -
 closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
+# An image file: QEMU gets a loop device of its own, gone when QEMU exits.
+rm -f "$qmpsock"
+python3 -c "$fake_qemu" "$qmpsock" "$links/qmp-img.log" 2>/dev/null &
+qmp_pid=$!
+for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
+check "send-fds takes an image file" 0 '^vhostfd=d2-vhostfd,backendfd=d2-backendfd$' \
+	"$helper" send-fds --qmp "$qmpsock" --backend "$img" --id d2
+wait "$qmp_pid"
+check "and passes QEMU a loop device for it" 0 'getfd \{"fdname": "d2-backendfd"\} /dev/loop[0-9]+$' \
+	cat "$links/qmp-img.log"
+check "which goes when QEMU exits" 0 '' no_loop "$img"
 
 # Loading the module on demand (libkmod): a module tree with the vhost core
 # and the vhost_blk.ko under test, mounted over the running kernel's while
