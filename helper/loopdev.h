@@ -6,10 +6,11 @@
  * loopdev_open() binds the file to a free loop device (LOOP_CONFIGURE) with
  * LO_FLAGS_AUTOCLEAR, and the descriptor it returns is the device's only
  * opener: when it is closed (the helper exits, however it exits, or QEMU
- * that got it from `exec` does), the kernel unbinds the device. Direct I/O
- * (LO_FLAGS_DIRECT_IO) is asked for; where the file system cannot do it
- * (tmpfs before Linux 6.6, a block size larger than 512 bytes), the kernel
- * falls back to the page cache, and loopdev_status() tells.
+ * that got it from `exec` or `send-fds` does), the kernel unbinds the
+ * device. Direct I/O (LO_FLAGS_DIRECT_IO) is asked for; where the file
+ * system cannot do it (tmpfs before Linux 6.6, a disk whose logical blocks
+ * are larger than the loop device's 512 bytes), the kernel falls back to
+ * the page cache, and loopdev_status() tells.
  *
  * Functions return a descriptor or 0, or a negative errno with *why a
  * short reason (NULL when the errno says it all; it may be a static buffer,
