@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "kdev.h"
+#include "loopdev.h"
 
 struct report {
 	unsigned int failed;
@@ -80,6 +81,38 @@ static void check_device(struct report *r)
 	item(r, "ok", KDEV_PATH ": accessible, ABI version %u", info.abi_version);
 }
 
+/* An image file: serve puts it on a loop device of its own. */
+static void check_image(struct report *r, const char *file, off_t size)
+{
+	bool writable = true;
+	int fd;
+
+	fd = open(file, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		writable = false;
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		item(r, "FAIL", "%s: %s", file, strerror(errno));
+		return;
+	}
+	close(fd);
+	if (writable)
+		item(r, "ok", "%s: image file, %llu bytes, writable", file,
+		     (unsigned long long)size);
+	else
+		item(r, "ok", "%s: image file, %llu bytes, read-only: serve it with --read-only",
+		     file, (unsigned long long)size);
+	fd = open(LOOPDEV_CONTROL, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		item(r, "FAIL", LOOPDEV_CONTROL ": %s (image files are served on loop devices: modprobe loop)",
+		     strerror(errno));
+		return;
+	}
+	close(fd);
+	item(r, "ok", LOOPDEV_CONTROL ": accessible (image files are served on loop devices)");
+}
+
 static void check_backend(struct report *r, const char *dev)
 {
 	uint64_t size = 0;
@@ -91,8 +124,12 @@ static void check_backend(struct report *r, const char *dev)
 		item(r, "FAIL", "%s: %s", dev, strerror(errno));
 		return;
 	}
+	if (S_ISREG(st.st_mode)) {
+		check_image(r, dev, st.st_size);
+		return;
+	}
 	if (!S_ISBLK(st.st_mode)) {
-		item(r, "FAIL", "%s: not a block device", dev);
+		item(r, "FAIL", "%s: not a block device or image file", dev);
 		return;
 	}
 	fd = open(dev, O_RDWR | O_CLOEXEC);
@@ -143,7 +180,8 @@ int cmd_check(int argc, char **argv)
 			       "\n"
 			       "Tell what is missing to serve a disk: the vhost_blk module (loaded or\n"
 			       "loadable), " KDEV_PATH " (present, accessible), and with --backend the\n"
-			       "block device DEV (a block device, openable, read-only or not). One\n"
+			       "block device DEV (a block device, openable, read-only or not) or\n"
+			       "image file DEV (openable, read-only or not, and /dev/loop-control). One\n"
 			       "line per item, starting with ok, warn or FAIL; exit status 1 when\n"
 			       "an item failed.\n");
 			return EXIT_OK;

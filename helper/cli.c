@@ -62,7 +62,7 @@ int cli_open_backend(const char *cmd, const char *path, bool read_only,
 	if (fd < 0)
 		fprintf(stderr, HELPER_NAME " %s: %s: %s%s\n", cmd, path,
 			why ? why : strerror(-fd),
-			fd == -EROFS || fd == -EACCES ?
+			fd == -EROFS || (fd == -EACCES && !why) ?
 			" (serve a read-only device with --read-only)" : "");
 	return fd;
 }

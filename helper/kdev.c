@@ -17,6 +17,7 @@
 #include <linux/vhost_blk.h>
 
 #include "kdev.h"
+#include "loopdev.h"
 
 /* How long to wait for the node after loading the module. */
 #define NODE_WAIT_MS	2000
@@ -224,15 +225,19 @@ int kdev_open_backend(const char *path, bool read_only, bool shared,
 	/*
 	 * O_EXCL on a block device (without O_CREAT) claims it: a second
 	 * exclusive opener, a mount, md or dm get EBUSY while we hold it.
-	 * Anything else is refused before the open, so that O_EXCL never
-	 * means "create" here.
+	 * A regular file goes on a loop device of its own. Anything else is
+	 * refused before the open, so that O_EXCL never means "create" here.
 	 */
 	if (stat(path, &st)) {
 		*why = NULL;
 		return -errno;
 	}
+	if (S_ISREG(st.st_mode))
+		return loopdev_open(path, read_only, shared, why);
 	if (!S_ISBLK(st.st_mode)) {
-		*why = "not a block device";
+		*why = S_ISDIR(st.st_mode) ?
+		       "a directory, not a block device or image file" :
+		       "not a block device or image file";
 		return -ENOTBLK;
 	}
 	fd = open(path, flags | (shared ? 0 : O_EXCL));

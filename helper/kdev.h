@@ -35,10 +35,14 @@ int kdev_open(const char **why);
 /*
  * Opens the block device @path to serve (O_CLOEXEC), read-only with
  * @read_only, and exclusively (O_EXCL: no other exclusive opener, no
- * mount) unless @shared. A descriptor, or a negative errno with *why: NULL
- * when open(2) failed for a reason the errno tells, else -ENOTBLK when
- * @path is no block device, -EBUSY when someone else holds it exclusively,
- * or -EROFS when the device is read-only and @read_only is not set.
+ * mount) unless @shared. A regular file @path is an image file: the
+ * descriptor is then that of a loop device set up for it alone, which the
+ * kernel unbinds when the descriptor is closed (loopdev_open(); @shared
+ * there means "do not lock the file"). A descriptor, or a negative errno
+ * with *why: NULL when open(2) failed for a reason the errno tells, else
+ * -ENOTBLK when @path is neither, -EBUSY when someone else holds it
+ * exclusively, or -EROFS when the device is read-only and @read_only is
+ * not set.
  */
 int kdev_open_backend(const char *path, bool read_only, bool shared,
 		      const char **why);

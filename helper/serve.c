@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "conn.h"
 #include "kdev.h"
+#include "loopdev.h"
 #include "serve.h"
 #include "uevent.h"
 #include "vu_msg.h"
@@ -328,6 +329,25 @@ static int settle_kernel(struct serve_opts *o, int kfd)
 	return 0;
 }
 
+/*
+ * For an image file @path, served as @fd: " (/dev/loopN)" in @buf for the
+ * log, and a log line when the loop device cannot do direct I/O (the file
+ * system cannot). "" for a block device.
+ */
+static void image_loop(const char *path, int fd, char *buf, size_t len)
+{
+	struct loopdev_status ls;
+	struct stat st;
+
+	buf[0] = '\0';
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || loopdev_status(fd, &ls))
+		return;
+	snprintf(buf, len, " (/dev/loop%u)", ls.number);
+	if (!ls.direct_io)
+		serve_log(path, "no direct I/O on its file system: /dev/loop%u goes through the page cache",
+			  ls.number);
+}
+
 int serve_run(const struct serve_opts *opts_given)
 {
 	struct serve_opts settled = *opts_given;
@@ -335,8 +355,8 @@ int serve_run(const struct serve_opts *opts_given)
 	const char *name = opts->socket ? opts->socket : "listening socket";
 	int sigfd, lfd = -1, backend_fd, kfd, ret, status = 1;
 	struct signalfd_siginfo si;
+	char fdname[32], on_loop[48];
 	struct stat backend_st;
-	char fdname[32];
 	const char *why;
 	sigset_t old;
 
@@ -349,6 +369,7 @@ int serve_run(const struct serve_opts *opts_given)
 			strerror(errno));
 		goto out_backend;
 	}
+	image_loop(opts->backend, backend_fd, on_loop, sizeof(on_loop));
 	/*
 	 * Fail now, not at the first connection, if the module is missing or
 	 * cannot serve the queues or workers asked for.
@@ -390,7 +411,8 @@ int serve_run(const struct serve_opts *opts_given)
 		close(kfd);
 	}
 
-	serve_log(name, "serving %s, %u queue%s, %u worker%s%s", opts->backend,
+	serve_log(name, "serving %s%s, %u queue%s, %u worker%s%s", opts->backend,
+		  on_loop,
 		  opts->num_queues, opts->num_queues == 1 ? "" : "s",
 		  opts->workers, opts->workers == 1 ? "" : "s",
 		  opts->read_only ? ", read-only" : "");

@@ -74,6 +74,7 @@ cleanup() {
 	[ -n "${bg_pid:-}" ] && kill "$bg_pid" 2>/dev/null
 	[ -n "${mounted:-}" ] && umount "/lib/modules/$(uname -r)" 2>/dev/null
 	losetup -d "$loop_rw" "$loop_ro" 2>/dev/null
+	[ -n "${rofs:-}" ] && umount "$rofs" 2>/dev/null
 	rm -rf "$loop_file" "$links"
 }
 trap cleanup EXIT
@@ -126,7 +127,7 @@ check "check --backend reports a read-only one" 0 \
 	"ok   $loop_ro: block device, 67108864 bytes, read-only: serve it with --read-only\$" \
 	"$helper" check --backend "$loop_ro"
 check "check --backend fails on a character device" 1 \
-	'FAIL /dev/null: not a block device$' "$helper" check --backend /dev/null
+	'FAIL /dev/null: not a block device or image file$' "$helper" check --backend /dev/null
 check "check --backend fails on a missing path" 1 \
 	'FAIL /nonexistent: No such file or directory$' "$helper" check --backend /nonexistent
 check_err "check takes no argument" "unexpected argument 'x'" "$helper" check x
@@ -230,7 +231,7 @@ check_err "serve refuses a serial longer than 20" "serve: --serial: '12345678901
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --serial 123456789012345678901
 check_err "serve refuses a queue size that is not a power of 2" "serve: --queue-size: 100 is not a power of 2" \
 	"$helper" serve --backend "$loop_rw" --socket /tmp/x.sock --queue-size 100
-check_err "serve fails on a non-block backend" "^vhostblk-setup serve: /dev/null: not a block device$" \
+check_err "serve fails on a non-block backend" "^vhostblk-setup serve: /dev/null: not a block device or image file$" \
 	timeout 10 "$helper" serve --backend /dev/null --socket /tmp/x.sock
 check_err "serve fails on a read-only device without --read-only" \
 	"^vhostblk-setup serve: $loop_ro: .*serve a read-only device with --read-only" \
@@ -302,13 +303,14 @@ req, flags, size, features = struct.unpack("<IIIQ", data)
 print("features ok" if req == 1 and features & (1 << 30) else "bad reply %r" % data)
 ' "$sock"
 }
-# serve_bg NAME SERVE_OPTION...: serve loop_rw at $links/NAME.sock, log in
-# $links/NAME.log; sets bg_pid once it logged that it serves.
-serve_bg() {
-	local name=$1
-	shift
+# serve_img NAME FILE SERVE_OPTION...: serves FILE (a block device or an
+# image file) at $links/NAME.sock, log in $links/NAME.log; sets bg_pid once
+# it logged that it serves.
+serve_img() {
+	local name=$1 file=$2
+	shift 2
 	rm -f "$links/$name.sock"
-	"$helper" serve --backend "$loop_rw" --socket "$links/$name.sock" "$@" \
+	"$helper" serve --backend "$file" --socket "$links/$name.sock" "$@" \
 		2> "$links/$name.log" &
 	bg_pid=$!
 	for _ in $(seq 100); do
@@ -316,6 +318,12 @@ serve_bg() {
 		sleep 0.1
 	done
 	return 1
+}
+# serve_bg NAME SERVE_OPTION...: serve_img of loop_rw.
+serve_bg() {
+	local name=$1
+	shift
+	serve_img "$name" "$loop_rw" "$@"
 }
 # Other users reach the sockets in $links when the modes let them.
 chmod 0711 "$links"
@@ -512,6 +520,93 @@ check_err "exec refuses an unknown user" "exec: --user nosuchuser: no such user"
 check_err "exec names a program that cannot run" "exec: /nonexistent: No such file or directory" \
 	"$helper" exec --backend "$loop_rw" -- /nonexistent %v %b
 
+# Image files: serve (and exec) put a regular file on a loop device of
+# their own, with autoclear: it goes when its last descriptor closes.
+# no_loop FILE: no loop device is bound to FILE.
+no_loop() {
+	[ -z "$(losetup -j "$1")" ]
+}
+# loop_of FILE: the loop device bound to FILE (exactly one).
+loop_of() {
+	local l
+	l=$(losetup -j "$1" | cut -d: -f1)
+	[ -n "$l" ] && [ "$(printf '%s\n' "$l" | wc -l)" -eq 1 ] && echo "$l"
+}
+img=$links/disk.img
+truncate -s 16M "$img"
+check_err "serve refuses a directory" "^vhostblk-setup serve: $links: a directory, not a block device or image file$" \
+	timeout 10 "$helper" serve --backend "$links" --socket "$links/img.sock"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$links/img-node.sock"
+check_err "serve refuses a socket file" "^vhostblk-setup serve: $links/img-node.sock: not a block device or image file$" \
+	timeout 10 "$helper" serve --backend "$links/img-node.sock" --socket "$links/img.sock"
+check_err "serve refuses a missing image file" "^vhostblk-setup serve: $links/none.img: No such file or directory$" \
+	timeout 10 "$helper" serve --backend "$links/none.img" --socket "$links/img.sock"
+# A file on a read-only file system: a small tmpfs remounted read-only.
+rofs=$links/rofs
+mkdir -p "$rofs"
+mount -t tmpfs -o size=20m tmpfs "$rofs" && truncate -s 16M "$rofs/ro.img" && mount -o remount,ro "$rofs"
+check_err "serve fails on a read-only image file without --read-only" \
+	"^vhostblk-setup serve: $rofs/ro.img: Read-only file system \(serve a read-only device with --read-only\)$" \
+	timeout 10 "$helper" serve --backend "$rofs/ro.img" --socket "$links/img.sock"
+check "and leaves no loop device behind" 0 '' no_loop "$rofs/ro.img"
+check "check --backend reports a read-only image file and the loop control" 0 \
+	"ok   $rofs/ro.img: image file, 16777216 bytes, read-only: serve it with --read-only
+ok   /dev/loop-control: accessible \(image files are served on loop devices\)\$" \
+	"$helper" check --backend "$rofs/ro.img"
+serve_img roimg "$rofs/ro.img" --read-only
+ro_loop=$(loop_of "$rofs/ro.img")
+check "serve --read-only serves a read-only image file on a read-only loop device" 0 '^1$' \
+	cat "/sys/block/${ro_loop#/dev/}/ro"
+check "its log names the file and the loop device" 0 '' \
+	grep -q ": serving $rofs/ro.img ($ro_loop), 1 queue, 1 worker, read-only\$" "$links/roimg.log"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+check "the loop device goes when serve exits" 0 '' no_loop "$rofs/ro.img"
+umount "$rofs"
+check "check --backend reports a writable image file" 0 \
+	"ok   $img: image file, 16777216 bytes, writable
+ok   /dev/loop-control: " "$helper" check --backend "$img"
+# /dev/loop-control that cannot be opened (a socket bound over it: ENXIO).
+if mount --bind "$links/img-node.sock" /dev/loop-control; then
+	check "check --backend fails on an image file without /dev/loop-control" 1 \
+		"FAIL /dev/loop-control: No such device or address \(image files are served on loop devices: modprobe loop\)\$" \
+		"$helper" check --backend "$img"
+	check_err "serve says why it cannot set up a loop device" \
+		"^vhostblk-setup serve: $img: cannot open /dev/loop-control: No such device or address \(is the loop module loaded\?\)\$" \
+		timeout 10 "$helper" serve --backend "$img" --socket "$links/img.sock"
+	umount /dev/loop-control
+	check "and leaves no loop device behind" 0 '' no_loop "$img"
+else
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n serve says why it cannot set up a loop device # bind mount failed"
+fi
+serve_img img "$img"
+img_loop=$(loop_of "$img")
+check "serve of an image file answers its front-end" 0 '^features ok$' vu_client "$links/img.sock"
+check "and holds the only descriptor of its loop device" 0 "^$img_loop\$" \
+	sh -c 'for p in /proc/[0-9]*; do ls -l "$p/fd" 2>/dev/null; done | grep -o "/dev/loop[0-9]*\$"'
+check_err "a second serve of a served image file is refused as in use" \
+	"^vhostblk-setup serve: $img: in use \(locked by another program, such as another serve or QEMU; --shared opens it anyway\)$" \
+	timeout 10 "$helper" serve --backend "$img" --socket "$links/img2.sock"
+check_err "exec of a served image file is refused as in use" "^vhostblk-setup exec: $img: in use " \
+	"$helper" exec --backend "$img" -- echo %v %b
+check "and neither left a loop device behind" 0 "^$img_loop\$" loop_of "$img"
+check "exec --shared opens it anyway, on a loop device of its own" 0 '^/dev/loop[0-9]+ 2$' \
+	"$helper" exec --shared --backend "$img" -- sh -c 'l=$(readlink /proc/self/fd/%b); : %v; echo "$l $(losetup -j '"$img"' | wc -l)"'
+kill -TERM "$bg_pid"; wait "$bg_pid"
+check "serve exits with 0 on SIGTERM" 0 '' test "$?" -eq 0
+check "and its loop device is gone" 0 '' no_loop "$img"
+check "exec hands the program a loop device of the image file" 0 "^/dev/loop[0-9]+ $img\$" \
+	"$helper" exec --backend "$img" -- sh -c 'l=$(readlink /proc/self/fd/%b); : %v; echo "$l $(cat /sys/block/${l#/dev/}/loop/backing_file)"'
+check "which goes when the program exits" 0 '' no_loop "$img"
+rm -f "$links/img.sock"
+"$links/vhost-user-blk-vhostblk" --blk-file="$img" --socket-path="$links/img.sock" 2> "$links/vu.log" &
+bg_pid=$!
+wait_sock "$links/img.sock"
+check "the vhost-user-blk program serves an image file given as --blk-file" 0 '^features ok$' \
+	vu_client "$links/img.sock"
+kill -TERM "$bg_pid"; wait "$bg_pid"
+check "and its loop device goes with it" 0 '' no_loop "$img"
+
 # send-fds: the command line, then the QMP exchange against a fake QEMU
 # that takes the descriptors, counts the queues of the /dev/vhost-blk one
 # as its owner (VHOST_SET_OWNER, then VHOST_SET_VRING_NUM on each index
@@ -527,7 +622,7 @@ check_err "send-fds says when QEMU's socket is missing" \
 	"send-fds: $links/none.qmp: cannot connect: No such file or directory" \
 	"$helper" send-fds --qmp "$links/none.qmp" --backend "$loop_rw" --id d1
 qmpsock=$links/qmp.sock
-python3 -c '
+fake_qemu='
 import array, fcntl, json, os, socket, struct, sys
 VHOST_SET_OWNER, VHOST_SET_VRING_NUM = 0xaf01, 0x4008af10
 def queues(fd):
@@ -544,6 +639,7 @@ path, log = sys.argv[1:]
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
 srv.listen(1)
+srv.settimeout(20)  # gone, not waited for, when send-fds never connects
 c, _ = srv.accept()
 c.settimeout(10)
 c.sendall(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
@@ -572,7 +668,8 @@ with open(log, "w") as out:
                 c.sendall(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"no \\\"bus\\\" here\"}}\r\n")
             else:
                 c.sendall(b"{\"return\": {}}\r\n")
-' "$qmpsock" "$links/qmp.log" 2>/dev/null &
+'
+python3 -c "$fake_qemu" "$qmpsock" "$links/qmp.log" 2>/dev/null &
 qmp_pid=$!
 for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
 check_err "send-fds reports QEMU's refusal of the device" \
@@ -587,6 +684,17 @@ getfd \{\"fdname\": \"d1-backendfd\"\} $loop_rw
 device_add \{\"backendfd\": \"d1-backendfd\", \"driver\": \"vhost-blk-pci\", \"id\": \"d1\", \"num-queues\": 20, \"read-only\": false, \"serial\": \"a\\\\\"b\", \"vhostfd\": \"d1-vhostfd\"\} -
 closefd \{\"fdname\": \"d1-backendfd\"\} -
 closefd \{\"fdname\": \"d1-vhostfd\"\} -\$" cat "$links/qmp.log"
+# An image file: QEMU gets a loop device of its own, gone when QEMU exits.
+rm -f "$qmpsock"
+python3 -c "$fake_qemu" "$qmpsock" "$links/qmp-img.log" 2>/dev/null &
+qmp_pid=$!
+for _ in $(seq 100); do [ -S "$qmpsock" ] && break; sleep 0.1; done
+check "send-fds takes an image file" 0 '^vhostfd=d2-vhostfd,backendfd=d2-backendfd$' \
+	"$helper" send-fds --qmp "$qmpsock" --backend "$img" --id d2
+wait "$qmp_pid"
+check "and passes QEMU a loop device for it" 0 'getfd \{"fdname": "d2-backendfd"\} /dev/loop[0-9]+$' \
+	cat "$links/qmp-img.log"
+check "which goes when QEMU exits" 0 '' no_loop "$img"
 
 # Loading the module on demand (libkmod): a module tree with the vhost core
 # and the vhost_blk.ko under test, mounted over the running kernel's while

@@ -1544,4 +1544,291 @@ TEST_F(serve_resize, the_channel_is_refused_unless_negotiated_and_a_socket)
 	EXPECT_EQ(VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, channel_request(&self->fe));
 }
 
+/* ------------------------------------------------------------------------
+ * Image files: serve puts a regular file on a loop device of its own
+ * (autoclear, direct I/O where the file system can), gone when serve is
+ */
+
+#define IMAGE_SIZE	(32 * 1024 * KiB)
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+
+FIXTURE(serve_image) {
+	char file[64];
+	char cgroup[64];	/* the io test's cgroup, "" if none */
+	struct vu_server srv;
+	struct vu_frontend fe;
+};
+
+FIXTURE_SETUP(serve_image)
+{
+	int fd;
+
+	self->fe.sock = -1;
+	self->srv.pid = -1;
+	self->srv.log_fd = -1;
+	/* Loaded on demand where udev made the static node; not here. */
+	if (access("/dev/loop-control", F_OK))
+		ASSERT_EQ(0, vblk_run("modprobe loop"));
+	snprintf(self->file, sizeof(self->file), "/tmp/vblk-image-%d",
+		 (int)getpid());
+	fd = open(self->file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", self->file, strerror(errno));
+	ASSERT_EQ(0, ftruncate(fd, IMAGE_SIZE));
+	close(fd);
+}
+
+FIXTURE_TEARDOWN(serve_image)
+{
+	vu_frontend_close(&self->fe);
+	vu_server_stop(&self->srv, SIGTERM, WAIT_MS, NULL);
+	if (VBLK_TEST_FAILED(_metadata) && self->srv.log_fd >= 0) {
+		static char log[LOG_SIZE];
+
+		TH_LOG("helper log:\n%s", vu_server_log(&self->srv, log, sizeof(log)));
+	}
+	if (self->cgroup[0]) {
+		vblk_write_file(CGROUP_ROOT "/cgroup.procs", "0");
+		rmdir(self->cgroup);
+	}
+	unlink(self->file);
+}
+
+/*
+ * The loop devices bound to @file (/sys/block/loopN/loop/backing_file):
+ * how many, and the number of the first in *first.
+ */
+static int loops_of(const char *file, int *first)
+{
+	char path[300], backing[256];
+	struct dirent *de;
+	int n = 0, fd;
+	ssize_t len;
+	DIR *d;
+
+	*first = -1;
+	d = opendir("/sys/block");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file",
+			 de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, backing, sizeof(backing) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		backing[len] = '\0';
+		backing[strcspn(backing, "\n")] = '\0';
+		if (strcmp(backing, file))
+			continue;
+		if (!n++)
+			*first = atoi(de->d_name + 4);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Descriptors of process @pid open on /dev/loop@num. */
+static int fds_on_loop(pid_t pid, int num)
+{
+	char dir[64], path[340], target[64], want[32];
+	struct dirent *de;
+	int n = 0;
+	ssize_t len;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "/dev/loop%d", num);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		n += !strcmp(target, want);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Starts serve on the image file; its loop device's number. */
+static int serve_image_start(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(serve_image) *self)
+{
+	int ret, num;
+
+	ret = vu_server_start(&self->srv, self->file, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("starting %s serve: %s",
+				 getenv("VHOSTBLK_SETUP"), strerror(-ret));
+	EXPECT_EQ(1, loops_of(self->file, &num));
+	return num;
+}
+
+/* Writes @n 64 KiB blocks of patterns from @seed at @sector on. */
+static void image_write(struct __test_metadata *_metadata,
+			struct vu_frontend *fe, unsigned int n,
+			uint64_t sector, uint64_t seed)
+{
+	struct vblk_mem_mark mark = vblk_mem_mark(&fe->dev.mem);
+	struct vblk_buf buf;
+	unsigned int i;
+
+	ASSERT_EQ(0, vblk_mem_alloc(&fe->dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &buf));
+	for (i = 0; i < n; i++) {
+		vblk_pattern_fill(buf.hva, buf.len, seed + i);
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vblk_write(&fe->dev.queues[0], sector + i * 128, &buf));
+	}
+	vblk_mem_release(&fe->dev.mem, mark);
+}
+
+TEST_F(serve_image, image_file_is_served_with_its_size_and_data)
+{
+	static char log[LOG_SIZE];
+	char want[256];
+	uint8_t *file = malloc(8 * 64 * KiB);
+	struct vu_opts opts = { 0 };
+	uint64_t dio;
+	unsigned int i;
+	int num, fd, ret;
+
+	ASSERT_NE(NULL, file);
+	num = serve_image_start(_metadata, self);
+	ASSERT_LE(0, num);
+	snprintf(want, sizeof(want), ": serving %s (/dev/loop%d), 1 queue, ",
+		 self->file, num);
+	EXPECT_TRUE(log_has(&self->srv, want));
+	/*
+	 * Direct I/O where the file system has it, else a line before that
+	 * one says so.
+	 */
+	snprintf(want, sizeof(want), "loop%d", num);
+	ASSERT_EQ(0, vblk_sysfs_u64(want, "loop/dio", &dio));
+	snprintf(want, sizeof(want), "%s: no direct I/O on its file system: /dev/loop%d goes through the page cache",
+		 self->file, num);
+	EXPECT_EQ(!dio, !!strstr(vu_server_log(&self->srv, log, sizeof(log)), want));
+	TH_LOG("direct I/O on the file (tmpfs): %s", dio ? "yes" : "no");
+	/* The device is the helper's alone: one descriptor, its own. */
+	EXPECT_EQ(1, fds_on_loop(self->srv.pid, num));
+
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	EXPECT_EQ(IMAGE_SIZE / VBLK_SECTOR_SIZE, le64toh(self->fe.config.capacity));
+	image_write(_metadata, &self->fe, 8, 4096, 70);
+	/* In the file, byte for byte. */
+	fd = open(self->file, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(8 * 64 * KiB, pread(fd, file, 8 * 64 * KiB, 4096 * VBLK_SECTOR_SIZE));
+	close(fd);
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(-1, vblk_pattern_check(file + i * 64 * KiB, 64 * KiB, 70 + i))
+			TH_LOG("block %u", i);
+	free(file);
+}
+
+TEST_F(serve_image, the_loop_device_goes_when_serve_exits_on_sigterm)
+{
+	struct vu_opts opts = { 0 };
+	int num, status, ret;
+
+	num = serve_image_start(_metadata, self);
+	ASSERT_LE(0, num);
+	/* With a front-end that did I/O: the kernel device holds the loop too. */
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	image_write(_metadata, &self->fe, 1, 0, 1);
+	ASSERT_LE(0, vu_server_stop(&self->srv, SIGTERM, WAIT_MS, &status));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(0, loops_of(self->file, &num));
+}
+
+TEST_F(serve_image, the_loop_device_goes_when_serve_is_killed)
+{
+	struct vu_opts opts = { 0 };
+	int num, ret;
+
+	num = serve_image_start(_metadata, self);
+	ASSERT_LE(0, num);
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	image_write(_metadata, &self->fe, 1, 0, 1);
+	ASSERT_LE(0, vu_server_stop(&self->srv, SIGKILL, WAIT_MS, NULL));
+	EXPECT_EQ(0, loops_of(self->file, &num));
+}
+
+/*
+ * wbytes of device @dev in the io.stat of cgroup @dir, 0 if not listed;
+ * its line in @line ("" if none).
+ */
+static uint64_t cgroup_wbytes(const char *dir, dev_t dev, char line[512])
+{
+	char path[128], key[32];
+	unsigned long long v = 0;
+	const char *w;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/io.stat", dir);
+	snprintf(key, sizeof(key), "%u:%u ", major(dev), minor(dev));
+	line[0] = '\0';
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, 512, f)) {
+		w = strstr(line, " wbytes=");
+		if (!strncmp(line, key, strlen(key)) && w) {
+			v = strtoull(w + 8, NULL, 10);
+			line[strcspn(line, "\n")] = '\0';
+			break;
+		}
+		line[0] = '\0';
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * The guest's I/O is the helper's in cgroup v2: serve started in a cgroup
+ * of its own (with the io controller), the bytes a front-end writes
+ * through the disk show in that cgroup's io.stat for the backend, whether
+ * the vhost worker is a kernel thread that joined the owner's cgroups
+ * (before Linux 6.4) or a thread of the helper. So io.max on it applies.
+ */
+TEST_F(serve_image, guest_writes_are_accounted_to_the_helpers_io_cgroup)
+{
+	struct vu_opts opts = { 0 };
+	char path[96], dev[32], line[512];
+	uint64_t before, after;
+	struct stat st;
+	int num, ret;
+
+	ASSERT_EQ(0, vblk_write_file(CGROUP_ROOT "/cgroup.subtree_control", "+io"));
+	snprintf(self->cgroup, sizeof(self->cgroup), CGROUP_ROOT "/vblk-io-%d",
+		 (int)getpid());
+	ASSERT_EQ(0, mkdir(self->cgroup, 0755));
+	/* serve is born in it: this process is there while it forks. */
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self->cgroup);
+	ASSERT_EQ(0, vblk_write_file(path, "0"));
+	num = serve_image_start(_metadata, self);
+	ASSERT_EQ(0, vblk_write_file(CGROUP_ROOT "/cgroup.procs", "0"));
+	ASSERT_LE(0, num);
+	snprintf(dev, sizeof(dev), "/dev/loop%d", num);
+	ASSERT_EQ(0, stat(dev, &st));
+
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	before = cgroup_wbytes(self->cgroup, st.st_rdev, line);
+	image_write(_metadata, &self->fe, 16, 0, 5);
+	after = cgroup_wbytes(self->cgroup, st.st_rdev, line);
+	TH_LOG("io.stat wbytes for %s: %llu before, %llu after 1 MiB written: %s",
+	       dev, (unsigned long long)before, (unsigned long long)after, line);
+	EXPECT_LE(before + 16 * 64 * KiB, after);
+}
+
 TEST_HARNESS_MAIN
