@@ -52,6 +52,16 @@ module_param_named(queue_mem_kb, vhost_blk_queue_mem_kb, uint, 0644);
 MODULE_PARM_DESC(queue_mem_kb,
 		 "KiB of request memory (bounce pages, large bio_vec tables, log copies) per queue; default 16384");
 
+/*
+ * How long the exit of a device's owner waits for the requests in flight
+ * (vhost_blk_file_flush()) before it leaves them to the device's release.
+ * Read at each exit.
+ */
+static unsigned int vhost_blk_exit_wait_ms = 30000;
+module_param_named(exit_wait_ms, vhost_blk_exit_wait_ms, uint, 0644);
+MODULE_PARM_DESC(exit_wait_ms,
+		 "ms the exit of a device's owner waits for its requests in flight before leaving them to the device's release; default 30000");
+
 /**
  * vhost_blk_lock() - take the device mutex, once the device has its queues
  * @blk: the device
@@ -123,43 +133,67 @@ out:
 }
 
 /**
- * vhost_blk_stop_vq() - stop taking requests and drain the queue
- * @bvq: the queue
+ * vhost_blk_drain_vq() - wait for the requests in flight on a stopped queue
+ * @bvq: the queue, whose backend is cleared
+ * @timeout: the most to wait, in jiffies (MAX_SCHEDULE_TIMEOUT: no limit);
+ *	what is left of it on return
  *
- * Returns once every request taken from the avail ring is in the used ring,
- * also when the queue's worker died with its owner (vhost_blk_finish_orphans()
- * reports what it left). Caller holds dev.mutex, not the queue mutex: the
+ * Also when the queue's worker died with its owner: vhost_blk_finish_orphans()
+ * reports what it left. Caller holds dev.mutex, not the queue mutex: the
  * worker needs it to complete the requests in flight.
+ *
+ * Return: true once every request taken from the avail ring is in the used
+ * ring, false when @timeout passed first.
  */
-static void vhost_blk_stop_vq(struct vhost_blk_vq *bvq)
+static bool vhost_blk_drain_vq(struct vhost_blk_vq *bvq, long *timeout)
 {
-	struct vhost_virtqueue *vq = &bvq->vq;
-
-	mutex_lock(&vq->mutex);
-	vhost_vq_set_backend(vq, NULL);
-	mutex_unlock(&vq->mutex);
-
 	for (;;) {
-		wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight) ||
-			       (READ_ONCE(bvq->orphaned) &&
-				!llist_empty(&bvq->completed)));
+		*timeout = wait_var_event_timeout(&bvq->inflight,
+						  !atomic_read(&bvq->inflight) ||
+						  (READ_ONCE(bvq->orphaned) &&
+						   !llist_empty(&bvq->completed)),
+						  *timeout);
 		if (!atomic_read(&bvq->inflight))
-			break;
+			return true;
+		if (!*timeout)
+			return false;
 		vhost_blk_finish_orphans(bvq);
 	}
-
-	mutex_lock(&vq->mutex);
-	kvfree(bvq->reqs);
-	bvq->reqs = NULL;
-	mutex_unlock(&vq->mutex);
 }
 
-static void vhost_blk_stop(struct vhost_blk *blk)
+/**
+ * vhost_blk_stop_within() - stop taking requests and drain every queue
+ * @blk: the device
+ * @timeout: the most to wait for the requests in flight, in jiffies
+ *	(MAX_SCHEDULE_TIMEOUT: no limit)
+ *
+ * Every queue stops taking requests at once. Caller holds dev.mutex.
+ *
+ * Return: true once every request taken from the avail rings is in the
+ * used rings, false when @timeout passed first: the queues then take no
+ * more requests, and the next stop waits for the rest and frees them.
+ */
+static bool vhost_blk_stop_within(struct vhost_blk *blk, long timeout)
 {
+	struct vhost_virtqueue *vq;
 	unsigned int i;
 
+	for (i = 0; i < blk->nvqs; i++) {
+		vq = &blk->vqs[i].vq;
+		mutex_lock(&vq->mutex);
+		vhost_vq_set_backend(vq, NULL);
+		mutex_unlock(&vq->mutex);
+	}
 	for (i = 0; i < blk->nvqs; i++)
-		vhost_blk_stop_vq(&blk->vqs[i]);
+		if (!vhost_blk_drain_vq(&blk->vqs[i], &timeout))
+			return false;
+	for (i = 0; i < blk->nvqs; i++) {
+		vq = &blk->vqs[i].vq;
+		mutex_lock(&vq->mutex);
+		kvfree(blk->vqs[i].reqs);
+		blk->vqs[i].reqs = NULL;
+		mutex_unlock(&vq->mutex);
+	}
 	/* Bio completions may still be inside vhost_blk_req_done(). */
 	synchronize_rcu();
 	/*
@@ -167,6 +201,13 @@ static void vhost_blk_stop(struct vhost_blk *blk)
 	 * that no work is left on a worker the owner may detach and free.
 	 */
 	vhost_dev_flush(&blk->dev);
+	return true;
+}
+
+/* Stops the device, however long its requests in flight take. */
+static void vhost_blk_stop(struct vhost_blk *blk)
+{
+	vhost_blk_stop_within(blk, MAX_SCHEDULE_TIMEOUT);
 }
 
 static int vhost_blk_start(struct vhost_blk *blk)
@@ -184,14 +225,25 @@ static int vhost_blk_start(struct vhost_blk *blk)
 	return 0;
 }
 
-/* Stops the device and detaches its backend, if any. Caller holds dev.mutex. */
-static void vhost_blk_detach(struct vhost_blk *blk)
+/*
+ * Stops the device and detaches its backend, if any, unless the requests in
+ * flight take longer than @timeout (see vhost_blk_stop_within()): false
+ * then. Caller holds dev.mutex.
+ */
+static bool vhost_blk_detach_within(struct vhost_blk *blk, long timeout)
 {
-	vhost_blk_stop(blk);
+	if (!vhost_blk_stop_within(blk, timeout))
+		return false;
 	if (blk->backend) {
 		vhost_blk_backend_close(blk->backend);
 		blk->backend = NULL;
 	}
+	return true;
+}
+
+static void vhost_blk_detach(struct vhost_blk *blk)
+{
+	vhost_blk_detach_within(blk, MAX_SCHEDULE_TIMEOUT);
 }
 
 /*
@@ -416,11 +468,19 @@ static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
  * table shared with another process, CLONE_FILES, is closed only when that
  * one exits too: the stop then comes with the release.)
  *
+ * The wait is bounded (module parameter exit_wait_ms): a disk that cannot
+ * complete until a file of the dying owner is released (a FUSE or NBD
+ * server in the owner itself, a userfaultfd of a postcopy migration) would
+ * otherwise hold the exit for good. Past the bound the queues take no more
+ * requests, the ones in flight complete whenever the disk lets them and
+ * are waited for at the release, and the log says so.
+ *
  * Return: 0; closing always succeeds.
  */
 static int vhost_blk_file_flush(struct file *file, fl_owner_t id)
 {
 	struct vhost_blk *blk = file->private_data;
+	unsigned int wait_ms;
 
 	/*
 	 * The whole process dies (exit_group, a fatal signal, a core dump),
@@ -432,8 +492,12 @@ static int vhost_blk_file_flush(struct file *file, fl_owner_t id)
 	/* Other processes that close a copy need not wait for the lock. */
 	if (READ_ONCE(blk->owner) != task_tgid(current) || vhost_blk_lock(blk))
 		return 0;
-	if (blk->owner == task_tgid(current))
-		vhost_blk_detach(blk);
+	if (blk->owner == task_tgid(current)) {
+		wait_ms = READ_ONCE(vhost_blk_exit_wait_ms);
+		if (!vhost_blk_detach_within(blk, msecs_to_jiffies(wait_ms)))
+			pr_warn_ratelimited("owner %d (%s) exited with requests in flight for over %u ms: they complete at the release of the device\n",
+					    task_tgid_nr(current), current->comm, wait_ms);
+	}
 	mutex_unlock(&blk->dev.mutex);
 	return 0;
 }
@@ -731,7 +795,31 @@ static struct miscdevice vhost_blk_misc = {
 	.fops	= &vhost_blk_fops,
 	.mode	= 0600,
 };
-module_misc_device(vhost_blk_misc);
+
+static int __init vhost_blk_init(void)
+{
+	int ret;
+
+	ret = vhost_blk_request_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&vhost_blk_misc);
+	if (ret)
+		goto err_request;
+	return 0;
+
+err_request:
+	vhost_blk_request_exit();
+	return ret;
+}
+module_init(vhost_blk_init);
+
+static void __exit vhost_blk_exit(void)
+{
+	misc_deregister(&vhost_blk_misc);
+	vhost_blk_request_exit();
+}
+module_exit(vhost_blk_exit);
 
 MODULE_DESCRIPTION("Host kernel accelerator for virtio-blk");
 MODULE_LICENSE("GPL");

@@ -837,6 +837,13 @@ struct vhost_blk_orphans {
 	struct vhost_blk_vq *bvq;
 };
 
+/*
+ * Where vhost_blk_finish_orphans() reports: with a rescuer thread, because
+ * the owner whose completions it reports may be dying for want of memory
+ * (the OOM killer's victim), when a new kworker might not be created.
+ */
+static struct workqueue_struct *vhost_blk_orphans_wq;
+
 static void vhost_blk_orphans_work(struct work_struct *work)
 {
 	struct vhost_blk_orphans *orphans =
@@ -870,7 +877,29 @@ void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 
 	lockdep_assert_held(&bvq->blk->dev.mutex);
 	INIT_WORK_ONSTACK(&orphans.work, vhost_blk_orphans_work);
-	queue_work(system_unbound_wq, &orphans.work);
+	queue_work(vhost_blk_orphans_wq, &orphans.work);
 	flush_work(&orphans.work);
 	destroy_work_on_stack(&orphans.work);
+}
+
+/**
+ * vhost_blk_request_init() - set up what requests need, at module load
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int vhost_blk_request_init(void)
+{
+	vhost_blk_orphans_wq = alloc_workqueue("vhost_blk_orphans",
+					       WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return vhost_blk_orphans_wq ? 0 : -ENOMEM;
+}
+
+/**
+ * vhost_blk_request_exit() - undo vhost_blk_request_init(), at module unload
+ *
+ * No device is left then, so no work is queued.
+ */
+void vhost_blk_request_exit(void)
+{
+	destroy_workqueue(vhost_blk_orphans_wq);
 }

@@ -201,5 +201,7 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 void vhost_blk_handle_kick(struct vhost_work *work);
 void vhost_blk_complete_work(struct vhost_work *work);
 void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq);
+int vhost_blk_request_init(void);
+void vhost_blk_request_exit(void);
 
 #endif /* _VHOST_BLK_H */

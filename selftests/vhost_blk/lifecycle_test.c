@@ -977,6 +977,116 @@ TEST_F(in_flight, owner_killed_reports_every_request_before_its_socket_closes)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * A disk that completes nothing until it is resumed: a dm device (flakey,
+ * up all the time, so a plain mapping of null_blk) suspended with --noflush,
+ * which queues the bios it gets. So does a disk whose server is the dying
+ * owner itself (FUSE, NBD): the owner's exit must not wait for it for good.
+ */
+
+#define PARAM_EXIT_WAIT	"/sys/module/vhost_blk/parameters/exit_wait_ms"
+
+FIXTURE(suspended_disk) {
+	struct vblk_backend be;
+	struct vblk_opts opts;
+	long exit_wait_ms;	/* the module parameter before the test */
+	bool suspended;
+};
+
+FIXTURE_SETUP(suspended_disk)
+{
+	struct vblk_backend_opts bo = { .size = DISK_SIZE, .flakey_up = 86400 };
+	int ret;
+
+	self->opts = (struct vblk_opts){ .nqueues = NQUEUES };
+	self->exit_wait_ms = read_number(PARAM_EXIT_WAIT);
+	ASSERT_LE(0, self->exit_wait_ms) TH_LOG("no %s", PARAM_EXIT_WAIT);
+	ret = vblk_backend_create(&self->be, VBLK_BE_DM_FLAKEY, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("create dm-flakey: %s", strerror(-ret));
+	ASSERT_EQ(0, seed_reads(&self->be));
+	ASSERT_EQ(0, vblk_write_file(PARAM_EXIT_WAIT, "1000"));
+	ASSERT_EQ(0, vblk_run("dmsetup suspend --noflush %s", self->be.dm_name));
+	self->suspended = true;
+}
+
+FIXTURE_TEARDOWN(suspended_disk)
+{
+	char val[24];
+
+	if (self->suspended)
+		vblk_run("dmsetup resume %s", self->be.dm_name);
+	snprintf(val, sizeof(val), "%ld", self->exit_wait_ms);
+	vblk_write_file(PARAM_EXIT_WAIT, val);
+	vblk_backend_destroy(&self->be);
+}
+
+/* The requests the used rings of @m report. */
+static unsigned int rings_reported(const struct rings_msg *m, const uint8_t *map)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < NQUEUES; i++)
+		n += *(volatile const uint16_t *)(map + m->used_idx_off[i]);
+	return n;
+}
+
+TEST_F(suspended_disk, owner_exit_waits_a_bounded_time_and_the_release_reports_the_rest)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	struct load l = { .seed = 9000 };
+	const uint8_t *map;
+	struct rings_msg m;
+	int sv[2], status, ret;
+	unsigned int i;
+	size_t size;
+	pid_t child;
+	char c;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		close(sv[0]);
+		/*
+		 * The socket above the device's descriptors: it is released
+		 * first, so that only the exit's wait stands between the kill
+		 * and the disconnect.
+		 */
+		back_end_child(self->be.path, &self->opts, sv[1], true, l.seed);
+	}
+	close(sv[1]);
+	ASSERT_EQ(0, recv_rings(sv[0], &m, &map, &size)) {
+		kill(child, SIGKILL);
+		vblk_run("dmsetup resume %s", self->be.dm_name);
+		waitpid(child, &status, 0);
+		TH_LOG("child failed at step %d",
+		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	for (i = 0; i < NQUEUES; i++)
+		ASSERT_GT(size, m.used_idx_off[i]);
+	ASSERT_EQ(0U, m.done) TH_LOG("the suspended disk completed requests");
+	ASSERT_EQ(0, kill(child, SIGKILL));
+
+	/* The owner's exit gives up on the disk, and the socket closes. */
+	pfd.fd = sv[0];
+	ret = poll(&pfd, 1, 4 * VBLK_TIMEOUT_MS);
+	EXPECT_EQ(1, ret)
+		TH_LOG("the owner's exit waits for a disk that completes nothing");
+	if (ret == 1)
+		EXPECT_EQ(0, read(sv[0], &c, 1));
+	EXPECT_EQ(0U, rings_reported(&m, map));
+
+	/* Resumed, the disk completes them, and the release reports them. */
+	ASSERT_EQ(0, vblk_run("dmsetup resume %s", self->be.dm_name));
+	self->suspended = false;
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ((unsigned int)NREQ, rings_reported(&m, map));
+	munmap((void *)map, size);
+	close(sv[0]);
+	check_writes_landed(_metadata, &self->be, &l);
+}
+
 /* One device's life: set up, verified I/O, and an end that varies with
  * @cycle: a plain close, a close with requests in flight, or
  * VHOST_RESET_OWNER before the close. */
