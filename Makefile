@@ -74,7 +74,7 @@ DESTDIR ?=
 DKMS ?= dkms
 DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' $(TOP)/dkms.conf)
 DKMS_SOURCETREE ?= /usr/src
-DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h \
+DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h uapi/linux/vhost_blk_nl.h \
 	$(filter-out %.mod.c,$(wildcard kernel/*.c)) $(wildcard kernel/*.h)
 DKMS_SCRIPTS := scripts/dkms-build scripts/kernel-env
 # make dkms-check's TAP file.

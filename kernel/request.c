@@ -32,12 +32,15 @@
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/kthread.h>
+#include <linux/log2.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
+#include <linux/virtio_ring.h>
 #include <linux/workqueue.h>
 
 #include "vhost_blk.h"
@@ -62,6 +65,37 @@
  * than its length fills, must fit.
  */
 #define VHOST_BLK_MAX_VECS	(VHOST_BLK_SEG_MAX * (VHOST_BLK_SIZE_MAX / PAGE_SIZE + 1))
+
+/* What a request of virtio-blk type @type is counted as. */
+static u8 vhost_blk_kind(u32 type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		return VHOST_BLK_KIND_IN;
+	case VIRTIO_BLK_T_OUT:
+		return VHOST_BLK_KIND_OUT;
+	case VIRTIO_BLK_T_FLUSH:
+		return VHOST_BLK_KIND_FLUSH;
+	case VIRTIO_BLK_T_GET_ID:
+		return VHOST_BLK_KIND_GET_ID;
+	case VIRTIO_BLK_T_DISCARD:
+		return VHOST_BLK_KIND_DISCARD;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return VHOST_BLK_KIND_WRITE_ZEROES;
+	case VIRTIO_BLK_T_SECURE_ERASE:
+		return VHOST_BLK_KIND_SECURE_ERASE;
+	default:
+		return VHOST_BLK_KIND_OTHER;
+	}
+}
+
+/* Counts a chain refused as malformed. Caller holds the queue mutex. */
+static void vhost_blk_count_driver_error(struct vhost_blk_vq *bvq)
+{
+	u64_stats_update_begin(&bvq->stats.syncp);
+	u64_stats_inc(&bvq->stats.driver_errors);
+	u64_stats_update_end(&bvq->stats.syncp);
+}
 
 static void vhost_blk_req_done(struct vhost_blk_req *req)
 {
@@ -583,6 +617,9 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 
 	req->head = head;
 	req->status = VIRTIO_BLK_S_OK;
+	req->kind = VHOST_BLK_KIND_OTHER;
+	req->data_len = 0;
+	req->start_ns = ktime_get_ns();
 	req->to_guest = false;
 	req->bounced = false;
 	req->logged = false;
@@ -596,6 +633,7 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
 	if (!req->status_addr) {
 		vq_err(vq, "vhost-blk: request %u has no status byte\n", head);
+		vhost_blk_count_driver_error(bvq);
 		goto start;
 	}
 	/* The status byte is logged whatever else happens. */
@@ -610,16 +648,19 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
 	parsed = true;
+	req->kind = vhost_blk_kind(type);
 
 	/* Reads and writes that will reach the device, and what they allocate. */
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		req->to_guest = true;
+		req->data_len = iov_iter_count(&in_iter);
 		ok = !iov_iter_count(&hdr_iter) && vhost_blk_rw_ok(be, sector, &in_iter);
 		if (ok)
 			mem = vhost_blk_rw_mem(req, be, &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
+		req->data_len = iov_iter_count(&hdr_iter);
 		ok = !in_len && !bvq->blk->force_ro &&
 		     !vhost_blk_backend_read_only(be) &&
 		     vhost_blk_rw_ok(be, sector, &hdr_iter);
@@ -721,6 +762,9 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (!be)
 		goto out;
 
+	u64_stats_update_begin(&bvq->stats.syncp);
+	u64_stats_inc(&bvq->stats.kicks);
+	u64_stats_update_end(&bvq->stats.syncp);
 	old_memcg = set_active_memcg(bvq->blk->memcg);
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	vhost_disable_notify(vq->dev, vq);
@@ -740,6 +784,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		/* A head is the driver's until the device returns it. */
 		if (unlikely(bvq->reqs[head].busy)) {
 			vq_err(vq, "vhost-blk: head %d is already in flight\n", head);
+			vhost_blk_count_driver_error(bvq);
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}
@@ -767,9 +812,11 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	if (req->nvecs)
 		vhost_blk_release_pages(req);
 	if (req->status_addr) {
-		if (put_user(req->status, req->status_addr))
+		if (put_user(req->status, req->status_addr)) {
 			vq_err(vq, "vhost-blk: cannot write status of request %u\n",
 			       req->head);
+			u64_stats_inc(&bvq->stats.driver_errors);
+		}
 		len = 1 + (req->status == VIRTIO_BLK_S_OK ? req->written : 0);
 	}
 	/* The data, then the status byte: log them, then the used ring. */
@@ -785,6 +832,92 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	bvq->mem_used -= req->mem;
 	req->mem = 0;
 	return len;
+}
+
+/*
+ * Counts a request on its way to the used ring, its time since it left the
+ * avail ring measured against @now. Caller holds the queue mutex, inside
+ * u64_stats_update_begin().
+ */
+static void vhost_blk_count_req(struct vhost_blk_stats *s,
+				const struct vhost_blk_req *req, u64 now)
+{
+	u64 us = (now - req->start_ns) / NSEC_PER_USEC;
+	unsigned int bucket = us > 1 ? ilog2(us) : 0;
+
+	u64_stats_inc(&s->reqs[req->kind]);
+	switch (req->status) {
+	case VIRTIO_BLK_S_OK:
+		if (req->kind == VHOST_BLK_KIND_IN)
+			u64_stats_add(&s->sectors_read, req->data_len >> SECTOR_SHIFT);
+		else if (req->kind == VHOST_BLK_KIND_OUT)
+			u64_stats_add(&s->sectors_written, req->data_len >> SECTOR_SHIFT);
+		break;
+	case VIRTIO_BLK_S_UNSUPP:
+		u64_stats_inc(&s->err_unsupp);
+		break;
+	default:
+		u64_stats_inc(&s->err_ioerr);
+		break;
+	}
+	if (req->bounced) {
+		u64_stats_inc(&s->bounced_reqs);
+		u64_stats_add(&s->bounced_bytes, req->data_len);
+	}
+	u64_stats_inc(&s->latency[min(bucket, VHOST_BLK_LAT_BUCKETS - 1)]);
+}
+
+/*
+ * Whether the driver wants an interrupt for the used entries just added:
+ * the rule of virtio (event index, or the NO_INTERRUPT flag) that the vhost
+ * core applies in vhost_signal() without telling whether it signalled,
+ * which the interrupt counter needs. Caller holds the queue mutex; the
+ * rings are in the owner's address space, which the caller runs in.
+ */
+static bool vhost_blk_need_signal(struct vhost_virtqueue *vq)
+{
+	__virtio16 flags, event;
+	u16 old, new;
+	bool valid;
+
+	/* The used index is visible before the driver's wishes are read. */
+	smp_mb();
+	if (vhost_has_feature(vq, VIRTIO_F_NOTIFY_ON_EMPTY) &&
+	    unlikely(vq->avail_idx == vq->last_avail_idx))
+		return true;
+	if (!vhost_has_feature(vq, VIRTIO_RING_F_EVENT_IDX)) {
+		if (get_user(flags, &vq->avail->flags))
+			return true;
+		return !(flags & cpu_to_vhost16(vq, VRING_AVAIL_F_NO_INTERRUPT));
+	}
+	old = vq->signalled_used;
+	valid = vq->signalled_used_valid;
+	new = vq->last_used_idx;
+	vq->signalled_used = new;
+	vq->signalled_used_valid = true;
+	if (unlikely(!valid))
+		return true;
+	/* used_event follows the avail ring's entries. */
+	if (get_user(event, &vq->avail->ring[vq->num]))
+		return true;
+	return vring_need_event(vhost16_to_cpu(vq, event), new, old);
+}
+
+/*
+ * Adds @n used entries and signals the driver when it wants that, counting
+ * both. Caller holds the queue mutex, inside u64_stats_update_begin().
+ */
+static void vhost_blk_add_used(struct vhost_blk_vq *bvq,
+			       struct vring_used_elem *heads, unsigned int n)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	vhost_add_used_n(vq, heads, n);
+	u64_stats_inc(&bvq->stats.used_batches);
+	if (vq->call_ctx.ctx && vhost_blk_need_signal(vq)) {
+		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
+		u64_stats_inc(&bvq->stats.interrupts);
+	}
 }
 
 /**
@@ -804,23 +937,28 @@ void vhost_blk_complete_work(struct vhost_work *work)
 	struct vhost_blk_req *req, *tmp;
 	struct llist_node *done;
 	int n = 0, total = 0;
+	u64 now;
 
 	done = llist_del_all(&bvq->completed);
 	if (!done)
 		return;
 
 	mutex_lock(&vq->mutex);
+	now = ktime_get_ns();
+	u64_stats_update_begin(&bvq->stats.syncp);
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
 		heads[n].id = cpu_to_vhost32(vq, req->head);
 		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req));
+		vhost_blk_count_req(&bvq->stats, req, now);
 		if (++n == vq->dev->iov_limit) {
-			vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+			vhost_blk_add_used(bvq, heads, n);
 			total += n;
 			n = 0;
 		}
 	}
 	if (n)
-		vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+		vhost_blk_add_used(bvq, heads, n);
+	u64_stats_update_end(&bvq->stats.syncp);
 	if (bvq->mem_wanted && vhost_blk_mem_fits(bvq, bvq->mem_wanted)) {
 		bvq->mem_wanted = 0;
 		vhost_poll_queue(&vq->poll);
@@ -836,13 +974,6 @@ struct vhost_blk_orphans {
 	struct work_struct work;
 	struct vhost_blk_vq *bvq;
 };
-
-/*
- * Where vhost_blk_finish_orphans() reports: with a rescuer thread, because
- * the owner whose completions it reports may be dying for want of memory
- * (the OOM killer's victim), when a new kworker might not be created.
- */
-static struct workqueue_struct *vhost_blk_orphans_wq;
 
 static void vhost_blk_orphans_work(struct work_struct *work)
 {
@@ -877,29 +1008,8 @@ void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 
 	lockdep_assert_held(&bvq->blk->dev.mutex);
 	INIT_WORK_ONSTACK(&orphans.work, vhost_blk_orphans_work);
-	queue_work(vhost_blk_orphans_wq, &orphans.work);
+	queue_work(vhost_blk_wq, &orphans.work);
 	flush_work(&orphans.work);
 	destroy_work_on_stack(&orphans.work);
 }
 
-/**
- * vhost_blk_request_init() - set up what requests need, at module load
- *
- * Return: 0 or -ENOMEM.
- */
-int vhost_blk_request_init(void)
-{
-	vhost_blk_orphans_wq = alloc_workqueue("vhost_blk_orphans",
-					       WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	return vhost_blk_orphans_wq ? 0 : -ENOMEM;
-}
-
-/**
- * vhost_blk_request_exit() - undo vhost_blk_request_init(), at module unload
- *
- * No device is left then, so no work is queued.
- */
-void vhost_blk_request_exit(void)
-{
-	destroy_workqueue(vhost_blk_orphans_wq);
-}

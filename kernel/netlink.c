@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: the "vhost_blk" generic netlink family (linux/vhost_blk_nl.h),
+ * what every open device is (DEV_GET) and what it did (STATS_GET), for
+ * administrators: vhostblk-setup list and stats.
+ *
+ * Every open device has an id in @vhost_blk_devs from open to release. A
+ * reader looks it up and reads it under the RCU read lock: the release
+ * takes it out first and frees its memory only a grace period later
+ * (vhost_blk_nl_unregister()). What changes while the device lives is read
+ * under its info_lock (owner, backend, features) or without a lock (the
+ * queues' counters, u64_stats), so that no reader waits for a device that
+ * is stopping, and no request waits for a reader.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/pid_namespace.h>
+#include <linux/xarray.h>
+#include <net/genetlink.h>
+
+#include "vhost_blk.h"
+
+/* The open devices by id; ids go round before one is reused. */
+static DEFINE_XARRAY_ALLOC1(vhost_blk_devs);
+static u32 vhost_blk_next_id;
+
+static struct genl_family vhost_blk_family;
+
+/**
+ * vhost_blk_nl_register() - give a new device its id
+ * @blk: the device, being opened
+ *
+ * Return: 0, or -ENOMEM or -EBUSY when no id is left.
+ */
+int vhost_blk_nl_register(struct vhost_blk *blk)
+{
+	int ret;
+
+	ret = xa_alloc_cyclic(&vhost_blk_devs, &blk->id, blk, xa_limit_31b,
+			      &vhost_blk_next_id, GFP_KERNEL_ACCOUNT);
+	return ret < 0 ? ret : 0;
+}
+
+/**
+ * vhost_blk_nl_unregister() - take a released device out, then free it
+ * @blk: the device, whose release let go of everything else
+ * @free: frees @blk, on the module's workqueue after an RCU grace period
+ */
+void vhost_blk_nl_unregister(struct vhost_blk *blk,
+			     void (*free)(struct work_struct *work))
+{
+	xa_erase(&vhost_blk_devs, blk->id);
+	INIT_RCU_WORK(&blk->free_work, free);
+	queue_rcu_work(vhost_blk_wq, &blk->free_work);
+}
+
+/* The device's state for VHOST_BLK_A_DEV_STATE. Caller holds info_lock. */
+static u32 vhost_blk_nl_state(const struct vhost_blk *blk, bool ready)
+{
+	unsigned int i;
+
+	if (!blk->owner)
+		return VHOST_BLK_STATE_NO_OWNER;
+	if (!blk->backend)
+		return VHOST_BLK_STATE_NO_BACKEND;
+	for (i = 0; ready && i < blk->nvqs; i++)
+		if (u64_stats_read(&blk->vqs[i].stats.driver_errors))
+			return VHOST_BLK_STATE_QUEUE_ERROR;
+	return VHOST_BLK_STATE_RUNNING;
+}
+
+/* The DEV_GET attributes of @blk. Caller holds the RCU read lock. */
+static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
+{
+	/* Pairs with the store-release in vhost_blk_init_queues(). */
+	bool ready = smp_load_acquire(&blk->ready);
+	char name[BDEVNAME_SIZE] = "";
+	u32 nvqs = READ_ONCE(blk->nvqs);
+	dev_t devt = 0;
+	char comm[TASK_COMM_LEN] = "";
+	pid_t pid = 0;
+	bool ro = false;
+	u64 features;
+	u32 state;
+
+	spin_lock(&blk->info_lock);
+	if (blk->owner) {
+		pid = pid_nr_ns(blk->owner, task_active_pid_ns(current));
+		memcpy(comm, blk->owner_comm, sizeof(comm));
+	}
+	if (blk->backend) {
+		devt = blk->backend->bdev->bd_dev;
+		snprintf(name, sizeof(name), "%pg", blk->backend->bdev);
+		ro = READ_ONCE(blk->force_ro) ||
+		     vhost_blk_backend_read_only(blk->backend);
+	}
+	features = blk->features;
+	state = vhost_blk_nl_state(blk, ready);
+	spin_unlock(&blk->info_lock);
+
+	if (nla_put_u32(skb, VHOST_BLK_A_DEV_ID, blk->id) ||
+	    nla_put_u32(skb, VHOST_BLK_A_DEV_STATE, state) ||
+	    nla_put_u32(skb, VHOST_BLK_A_DEV_NUM_QUEUES, nvqs) ||
+	    nla_put_u64_64bit(skb, VHOST_BLK_A_DEV_FEATURES, features,
+			      VHOST_BLK_A_PAD))
+		return -EMSGSIZE;
+	if (pid && (nla_put_u32(skb, VHOST_BLK_A_DEV_OWNER_PID, pid) ||
+		    nla_put_string(skb, VHOST_BLK_A_DEV_OWNER_COMM, comm)))
+		return -EMSGSIZE;
+	if (devt && (nla_put_u32(skb, VHOST_BLK_A_DEV_BACKEND_MAJOR, MAJOR(devt)) ||
+		     nla_put_u32(skb, VHOST_BLK_A_DEV_BACKEND_MINOR, MINOR(devt)) ||
+		     nla_put_string(skb, VHOST_BLK_A_DEV_BACKEND_NAME, name) ||
+		     nla_put_u8(skb, VHOST_BLK_A_DEV_READ_ONLY, ro)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* A consistent copy of one queue's counters, read without stopping it. */
+static void vhost_blk_nl_read_stats(const struct vhost_blk_stats *s,
+				    u64 *v)
+{
+	unsigned int start, i, n;
+
+	do {
+		start = u64_stats_fetch_begin(&s->syncp);
+		n = 0;
+		for (i = 0; i < VHOST_BLK_NR_KINDS; i++)
+			v[n++] = u64_stats_read(&s->reqs[i]);
+		v[n++] = u64_stats_read(&s->sectors_read);
+		v[n++] = u64_stats_read(&s->sectors_written);
+		v[n++] = u64_stats_read(&s->err_ioerr);
+		v[n++] = u64_stats_read(&s->err_unsupp);
+		v[n++] = u64_stats_read(&s->bounced_reqs);
+		v[n++] = u64_stats_read(&s->bounced_bytes);
+		v[n++] = u64_stats_read(&s->kicks);
+		v[n++] = u64_stats_read(&s->interrupts);
+		v[n++] = u64_stats_read(&s->used_batches);
+		v[n++] = u64_stats_read(&s->driver_errors);
+		for (i = 0; i < VHOST_BLK_LAT_BUCKETS; i++)
+			v[n++] = u64_stats_read(&s->latency[i]);
+	} while (u64_stats_fetch_retry(&s->syncp, start));
+}
+
+/*
+ * The order of vhost_blk_nl_read_stats()'s values: the attribute each one
+ * goes to, up to the histogram, which goes as one binary attribute.
+ */
+static const u16 vhost_blk_nl_stat_attrs[] = {
+	VHOST_BLK_A_STAT_REQ_IN,
+	VHOST_BLK_A_STAT_REQ_OUT,
+	VHOST_BLK_A_STAT_REQ_FLUSH,
+	VHOST_BLK_A_STAT_REQ_GET_ID,
+	VHOST_BLK_A_STAT_REQ_DISCARD,
+	VHOST_BLK_A_STAT_REQ_WRITE_ZEROES,
+	VHOST_BLK_A_STAT_REQ_SECURE_ERASE,
+	VHOST_BLK_A_STAT_REQ_OTHER,
+	VHOST_BLK_A_STAT_SECTORS_READ,
+	VHOST_BLK_A_STAT_SECTORS_WRITTEN,
+	VHOST_BLK_A_STAT_ERR_IOERR,
+	VHOST_BLK_A_STAT_ERR_UNSUPP,
+	VHOST_BLK_A_STAT_BOUNCED_REQS,
+	VHOST_BLK_A_STAT_BOUNCED_BYTES,
+	VHOST_BLK_A_STAT_KICKS,
+	VHOST_BLK_A_STAT_INTERRUPTS,
+	VHOST_BLK_A_STAT_USED_BATCHES,
+	VHOST_BLK_A_STAT_DRIVER_ERRORS,
+};
+
+#define VHOST_BLK_NL_NR_STATS	(ARRAY_SIZE(vhost_blk_nl_stat_attrs) + \
+				 VHOST_BLK_LAT_BUCKETS)
+
+/*
+ * What STATS_GET's message for a device of VHOST_BLK_MAX_QUEUES queues may
+ * take: each nest of counters is under 512 bytes (19 u64 attributes and the
+ * histogram's 192 bytes, with their headers). More than a page.
+ */
+#define VHOST_BLK_NL_STATS_SIZE	((VHOST_BLK_MAX_QUEUES + 1) * 512)
+
+/* One nest of counters: @v as read, @inflight, and the queue's index. */
+static int vhost_blk_nl_put_stats(struct sk_buff *skb, u16 type, int queue,
+				  const u64 *v, u64 inflight)
+{
+	struct nlattr *nest;
+	unsigned int i;
+
+	nest = nla_nest_start(skb, type);
+	if (!nest)
+		return -EMSGSIZE;
+	if (queue >= 0 && nla_put_u32(skb, VHOST_BLK_A_STAT_QUEUE, queue))
+		goto cancel;
+	for (i = 0; i < ARRAY_SIZE(vhost_blk_nl_stat_attrs); i++)
+		if (nla_put_u64_64bit(skb, vhost_blk_nl_stat_attrs[i], v[i],
+				      VHOST_BLK_A_STAT_PAD))
+			goto cancel;
+	if (nla_put_u64_64bit(skb, VHOST_BLK_A_STAT_INFLIGHT, inflight,
+			      VHOST_BLK_A_STAT_PAD) ||
+	    nla_put(skb, VHOST_BLK_A_STAT_LATENCY_HIST,
+		    VHOST_BLK_LAT_BUCKETS * sizeof(u64), v + i))
+		goto cancel;
+	nla_nest_end(skb, nest);
+	return 0;
+
+cancel:
+	nla_nest_cancel(skb, nest);
+	return -EMSGSIZE;
+}
+
+/* The STATS_GET attributes of @blk. Caller holds the RCU read lock. */
+static int vhost_blk_nl_fill_stats(struct sk_buff *skb, struct vhost_blk *blk)
+{
+	u64 v[VHOST_BLK_NL_NR_STATS], total[VHOST_BLK_NL_NR_STATS] = { 0 };
+	u64 inflight, total_inflight = 0;
+	unsigned int q, i;
+
+	if (nla_put_u32(skb, VHOST_BLK_A_DEV_ID, blk->id))
+		return -EMSGSIZE;
+	/* No queues, no counters, before the first VHOST_SET_OWNER. */
+	if (!smp_load_acquire(&blk->ready))
+		return vhost_blk_nl_put_stats(skb, VHOST_BLK_A_STATS_TOTAL, -1,
+					      total, 0);
+	for (q = 0; q < blk->nvqs; q++) {
+		vhost_blk_nl_read_stats(&blk->vqs[q].stats, v);
+		inflight = atomic_read(&blk->vqs[q].inflight);
+		for (i = 0; i < VHOST_BLK_NL_NR_STATS; i++)
+			total[i] += v[i];
+		total_inflight += inflight;
+		if (vhost_blk_nl_put_stats(skb, VHOST_BLK_A_STATS_QUEUE, q, v,
+					   inflight))
+			return -EMSGSIZE;
+	}
+	return vhost_blk_nl_put_stats(skb, VHOST_BLK_A_STATS_TOTAL, -1, total,
+				      total_inflight);
+}
+
+/* One message for @blk: @cmd's attributes. Caller holds the RCU read lock. */
+static int vhost_blk_nl_fill(struct sk_buff *skb, struct vhost_blk *blk,
+			     u8 cmd, u32 portid, u32 seq, int flags)
+{
+	void *hdr;
+	int ret;
+
+	hdr = genlmsg_put(skb, portid, seq, &vhost_blk_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	ret = cmd == VHOST_BLK_CMD_DEV_GET ? vhost_blk_nl_fill_dev(skb, blk) :
+					     vhost_blk_nl_fill_stats(skb, blk);
+	if (ret) {
+		genlmsg_cancel(skb, hdr);
+		return ret;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/* DEV_GET and STATS_GET, do: the device VHOST_BLK_A_DEV_ID names. */
+static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	u8 cmd = info->genlhdr->cmd;
+	struct vhost_blk *blk;
+	struct sk_buff *msg;
+	size_t size;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, VHOST_BLK_A_DEV_ID))
+		return -EINVAL;
+	size = cmd == VHOST_BLK_CMD_DEV_GET ? NLMSG_GOODSIZE :
+	       VHOST_BLK_NL_STATS_SIZE;
+	msg = genlmsg_new(size, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	rcu_read_lock();
+	blk = xa_load(&vhost_blk_devs,
+		      nla_get_u32(info->attrs[VHOST_BLK_A_DEV_ID]));
+	ret = blk ? vhost_blk_nl_fill(msg, blk, cmd, info->snd_portid,
+				      info->snd_seq, 0) : -ENODEV;
+	rcu_read_unlock();
+	if (ret) {
+		if (ret == -ENODEV)
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    info->attrs[VHOST_BLK_A_DEV_ID],
+					    "no such device");
+		nlmsg_free(msg);
+		return ret;
+	}
+	return genlmsg_reply(msg, info);
+}
+
+/* A STATS_GET dump's buffers hold the largest device's message. */
+static int vhost_blk_nl_stats_start(struct netlink_callback *cb)
+{
+	cb->min_dump_alloc = VHOST_BLK_NL_STATS_SIZE;
+	return 0;
+}
+
+/*
+ * DEV_GET and STATS_GET, dump: every device, by id, from the one after the
+ * last sent (cb->args[0]); a device opened meanwhile may be included, one
+ * released is not.
+ */
+static int vhost_blk_nl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	u8 cmd = ((struct genlmsghdr *)nlmsg_data(cb->nlh))->cmd;
+	unsigned long id = cb->args[0];
+	struct vhost_blk *blk;
+	int ret = 0;
+
+	rcu_read_lock();
+	xa_for_each_start(&vhost_blk_devs, id, blk, id) {
+		ret = vhost_blk_nl_fill(skb, blk, cmd, NETLINK_CB(cb->skb).portid,
+					cb->nlh->nlmsg_seq, NLM_F_MULTI);
+		if (ret)
+			break;
+		cb->args[0] = id + 1;
+	}
+	rcu_read_unlock();
+	/* A device whose counters do not fit an empty message: say so. */
+	if (ret && !skb->len)
+		return ret;
+	return skb->len;
+}
+
+static const struct nla_policy vhost_blk_nl_policy[VHOST_BLK_A_MAX + 1] = {
+	[VHOST_BLK_A_DEV_ID] = NLA_POLICY_MIN(NLA_U32, 1),
+};
+
+static const struct genl_ops vhost_blk_nl_ops[] = {
+	{
+		.cmd = VHOST_BLK_CMD_DEV_GET,
+		.doit = vhost_blk_nl_doit,
+		.dumpit = vhost_blk_nl_dumpit,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = VHOST_BLK_CMD_STATS_GET,
+		.start = vhost_blk_nl_stats_start,
+		.doit = vhost_blk_nl_doit,
+		.dumpit = vhost_blk_nl_dumpit,
+		.flags = GENL_ADMIN_PERM,
+	},
+};
+
+static struct genl_family vhost_blk_family __ro_after_init = {
+	.name = VHOST_BLK_GENL_NAME,
+	.version = VHOST_BLK_GENL_VERSION,
+	.maxattr = VHOST_BLK_A_MAX,
+	.policy = vhost_blk_nl_policy,
+	.module = THIS_MODULE,
+	.ops = vhost_blk_nl_ops,
+	.n_ops = ARRAY_SIZE(vhost_blk_nl_ops),
+	/* Every command validates strictly: no reserved field, no unknown attribute. */
+	.resv_start_op = VHOST_BLK_CMD_DEV_GET,
+};
+
+/**
+ * vhost_blk_netlink_init() - register the family, at module load
+ *
+ * Return: 0 or genl_register_family()'s error.
+ */
+int vhost_blk_netlink_init(void)
+{
+	return genl_register_family(&vhost_blk_family);
+}
+
+/**
+ * vhost_blk_netlink_exit() - unregister it, at module unload; no device is
+ * open then
+ */
+void vhost_blk_netlink_exit(void)
+{
+	genl_unregister_family(&vhost_blk_family);
+}
