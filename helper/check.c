@@ -81,17 +81,30 @@ static void check_device(struct report *r)
 	item(r, "ok", KDEV_PATH ": accessible, ABI version %u", info.abi_version);
 }
 
+/*
+ * Opens @path read-write, or read-only where it may not be written
+ * (@writable tells which): the descriptor, or -1 with errno set.
+ */
+static int open_writable(const char *path, bool *writable)
+{
+	int fd;
+
+	*writable = true;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		*writable = false;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	return fd;
+}
+
 /* An image file: serve puts it on a loop device of its own. */
 static void check_image(struct report *r, const char *file, off_t size)
 {
-	bool writable = true;
+	bool writable;
 	int fd;
 
-	fd = open(file, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-		writable = false;
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-	}
+	fd = open_writable(file, &writable);
 	if (fd < 0) {
 		item(r, "FAIL", "%s: %s", file, strerror(errno));
 		return;
@@ -118,7 +131,7 @@ static void check_backend(struct report *r, const char *dev)
 	uint64_t size = 0;
 	struct stat st;
 	int fd, ro = 0;
-	bool writable = true;
+	bool writable;
 
 	if (stat(dev, &st)) {
 		item(r, "FAIL", "%s: %s", dev, strerror(errno));
@@ -132,11 +145,7 @@ static void check_backend(struct report *r, const char *dev)
 		item(r, "FAIL", "%s: not a block device or image file", dev);
 		return;
 	}
-	fd = open(dev, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-		writable = false;
-		fd = open(dev, O_RDONLY | O_CLOEXEC);
-	}
+	fd = open_writable(dev, &writable);
 	if (fd < 0) {
 		item(r, "FAIL", "%s: %s", dev, strerror(errno));
 		return;

@@ -922,6 +922,16 @@ static int recv_rings(int sock, struct rings_msg *m, const uint8_t **map,
 	return *map == MAP_FAILED ? -1 : 0;
 }
 
+/* The requests the used rings of @m report. */
+static unsigned int rings_reported(const struct rings_msg *m, const uint8_t *map)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < NQUEUES; i++)
+		n += *(volatile const uint16_t *)(map + m->used_idx_off[i]);
+	return n;
+}
+
 TEST_F(in_flight, owner_killed_reports_every_request_before_its_socket_closes)
 {
 	struct pollfd pfd = { .events = POLLIN };
@@ -959,11 +969,9 @@ TEST_F(in_flight, owner_killed_reports_every_request_before_its_socket_closes)
 		pfd.fd = sv[0];
 		EXPECT_EQ(1, poll(&pfd, 1, 4 * VBLK_TIMEOUT_MS));
 		EXPECT_EQ(0, read(sv[0], &c, 1));
-		reported = 0;
-		for (i = 0; i < NQUEUES; i++) {
+		for (i = 0; i < NQUEUES; i++)
 			ASSERT_GT(size, m.used_idx_off[i]);
-			reported += *(volatile const uint16_t *)(map + m.used_idx_off[i]);
-		}
+		reported = rings_reported(&m, map);
 		EXPECT_EQ((unsigned int)NREQ, reported)
 			TH_LOG("socket %s the device's descriptors: %u done before the kill",
 			       order ? "above" : "below", m.done);
@@ -1018,16 +1026,6 @@ FIXTURE_TEARDOWN(suspended_disk)
 	snprintf(val, sizeof(val), "%ld", self->exit_wait_ms);
 	vblk_write_file(PARAM_EXIT_WAIT, val);
 	vblk_backend_destroy(&self->be);
-}
-
-/* The requests the used rings of @m report. */
-static unsigned int rings_reported(const struct rings_msg *m, const uint8_t *map)
-{
-	unsigned int i, n = 0;
-
-	for (i = 0; i < NQUEUES; i++)
-		n += *(volatile const uint16_t *)(map + m->used_idx_off[i]);
-	return n;
 }
 
 TEST_F(suspended_disk, owner_exit_waits_a_bounded_time_and_the_release_reports_the_rest)

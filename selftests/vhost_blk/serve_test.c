@@ -1564,6 +1564,7 @@ FIXTURE_SETUP(serve_image)
 	int fd;
 
 	self->fe.sock = -1;
+	self->fe.channel = -1;
 	self->srv.pid = -1;
 	self->srv.log_fd = -1;
 	/* Loaded on demand where udev made the static node; not here. */
@@ -1601,8 +1602,7 @@ static int loops_of(const char *file, int *first)
 {
 	char path[300], backing[256];
 	struct dirent *de;
-	int n = 0, fd;
-	ssize_t len;
+	int n = 0;
 	DIR *d;
 
 	*first = -1;
@@ -1614,15 +1614,8 @@ static int loops_of(const char *file, int *first)
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file",
 			 de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (vblk_read_line(path, backing, sizeof(backing)))
 			continue;
-		len = read(fd, backing, sizeof(backing) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		backing[len] = '\0';
-		backing[strcspn(backing, "\n")] = '\0';
 		if (strcmp(backing, file))
 			continue;
 		if (!n++)

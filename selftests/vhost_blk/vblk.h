@@ -440,5 +440,7 @@ void vblk_threads_run_ns_settled(const pid_t *tids, unsigned int n,
 bool vblk_kernel_at_least(unsigned int major, unsigned int minor);
 /* Writes @val to the file @path. */
 int vblk_write_file(const char *path, const char *val);
+/* The first line of the file @path, without its newline, in @buf. */
+int vblk_read_line(const char *path, char *buf, size_t len);
 
 #endif /* VBLK_H */

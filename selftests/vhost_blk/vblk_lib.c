@@ -1396,6 +1396,28 @@ int vblk_write_file(const char *path, const char *val)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+int vblk_read_line(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	if (!len)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = neg_errno();
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
 static int write_attr(const char *dir, const char *attr, unsigned long long v)
 {
 	char path[256], val[32];
@@ -1638,22 +1660,12 @@ static int dm_disk_name(const char *dm_name, char *name, size_t len)
 	if (!d)
 		return neg_errno();
 	while ((de = readdir(d))) {
-		ssize_t n;
-		int fd;
-
 		if (strncmp(de->d_name, "dm-", 3))
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/dm/name",
 			 de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (vblk_read_line(path, buf, sizeof(buf)))
 			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = 0;
-		buf[strcspn(buf, "\n")] = 0;
 		if (!strcmp(buf, dm_name) && strlen(de->d_name) < len) {
 			memcpy(name, de->d_name, strlen(de->d_name) + 1);
 			ret = 0;
