@@ -158,6 +158,13 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
+# netlink_test reads the family with libnl-genl-3, as the helper does.
+NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null || echo -lnl-genl-3 -lnl-3)
+$(BUILD)/selftests/vhost_blk/netlink_test: CFLAGS += $(NL_CFLAGS)
+$(BUILD)/selftests/vhost_blk/netlink_test: LDFLAGS += $(NL_LIBS)
+$(BUILD)/selftests/vhost_blk/netlink_test: uapi/linux/vhost_blk_nl.h
+
 # dirty_log_test with its fault-injection tests, for make check-debug only.
 $(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_test.c \
 		$(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) uapi/linux/vhost_blk.h | kernel-check
