@@ -45,6 +45,9 @@
 
 #include "vhost_blk.h"
 
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
 /* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
 #define VHOST_BLK_IN_FLIGHT	0xff
 
@@ -618,6 +621,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->head = head;
 	req->status = VIRTIO_BLK_S_OK;
 	req->kind = VHOST_BLK_KIND_OTHER;
+	req->type = 0;
+	req->sector = 0;
 	req->data_len = 0;
 	req->start_ns = ktime_get_ns();
 	req->to_guest = false;
@@ -649,6 +654,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	sector = vhost64_to_cpu(vq, hdr.sector);
 	parsed = true;
 	req->kind = vhost_blk_kind(type);
+	req->type = type;
+	req->sector = sector;
 
 	/* Reads and writes that will reach the device, and what they allocate. */
 	switch (type) {
@@ -682,6 +689,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 start:
 	atomic_inc(&bvq->inflight);
 	req->busy = true;
+	trace_req_start(bvq->blk->id, bvq - bvq->blk->vqs, head, req->type,
+			req->sector, req->data_len);
 	if (!req->status_addr)
 		goto done;
 	/* Without a whole header the answer is IOERR. */
@@ -950,6 +959,9 @@ void vhost_blk_complete_work(struct vhost_work *work)
 		heads[n].id = cpu_to_vhost32(vq, req->head);
 		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req));
 		vhost_blk_count_req(&bvq->stats, req, now);
+		trace_req_done(bvq->blk->id, bvq - bvq->blk->vqs, req->head,
+			       req->type, req->sector, req->data_len,
+			       req->status, now - req->start_ns);
 		if (++n == vq->dev->iov_limit) {
 			vhost_blk_add_used(bvq, heads, n);
 			total += n;

@@ -120,6 +120,8 @@ struct vhost_blk_stats {
  * @status_addr: where the status byte goes, in the owner's address space;
  *               NULL when the chain has no device-writable byte
  * @written: data bytes written to the guest on success (IN, GET_ID)
+ * @type: its virtio-blk type, for the tracepoints (0 until parsed)
+ * @sector: its first sector, likewise
  * @data_len: data bytes of an IN or OUT request, for the counters
  * @start_ns: when it was taken from the avail ring (ktime_get_ns())
  * @log: the device-writable buffers' guest-physical ranges, only while
@@ -154,6 +156,8 @@ struct vhost_blk_req {
 	bool logged;
 	u8 __user *status_addr;
 	u32 written;
+	u32 type;
+	u64 sector;
 	u32 data_len;
 	u64 start_ns;
 	struct vhost_log *log;

@@ -287,24 +287,6 @@ static int stats_get(struct nl_client *c, uint32_t id, struct dev_stats *s)
 	return ret ? ret : r.n == 1 ? 0 : -EPROTO;
 }
 
-/* The device id of the open /dev/vhost-blk @fd, from its fdinfo; 0 if none. */
-static uint32_t fd_dev_id(int fd)
-{
-	char path[64], line[128];
-	unsigned int id = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "vhost-blk-id: %u", &id) == 1)
-			break;
-	fclose(f);
-	return id;
-}
-
 /* The major and minor numbers of disk @name, from sysfs. */
 static int disk_dev(const char *name, unsigned int *major, unsigned int *minor)
 {
@@ -351,7 +333,7 @@ FIXTURE_SETUP(family)
 	ASSERT_EQ(0, ret) TH_LOG("null_blk: %s", strerror(-ret));
 	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
 	ASSERT_EQ(0, ret) TH_LOG("device: %s", strerror(-ret));
-	self->id = fd_dev_id(self->dev.fd);
+	self->id = vblk_dev_id(self->dev.fd);
 	ASSERT_NE(0U, self->id);
 }
 
@@ -561,7 +543,7 @@ TEST_F(failing_disk, every_failed_request_is_counted_as_ioerr)
 		EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, i * 8, &buf));
 	for (i = 0; i < 2; i++)
 		EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_write(q, i * 8, &buf));
-	ASSERT_EQ(0, stats_get(&self->nl, fd_dev_id(self->dev.fd), &ds));
+	ASSERT_EQ(0, stats_get(&self->nl, vblk_dev_id(self->dev.fd), &ds));
 	EXPECT_EQ(3U, ds.total.v[VHOST_BLK_A_STAT_REQ_IN]);
 	EXPECT_EQ(2U, ds.total.v[VHOST_BLK_A_STAT_REQ_OUT]);
 	EXPECT_EQ(5U, ds.total.v[VHOST_BLK_A_STAT_ERR_IOERR]);
@@ -585,7 +567,7 @@ FIXTURE_SETUP(requests)
 {
 	ASSERT_EQ(0, client_open(&self->nl));
 	ASSERT_EQ(0, vblk_dev_open(&self->dev));
-	self->id = fd_dev_id(self->dev.fd);
+	self->id = vblk_dev_id(self->dev.fd);
 	ASSERT_NE(0U, self->id);
 }
 
@@ -696,7 +678,7 @@ TEST_F(requests, devices_of_two_processes_are_listed_with_their_owners)
 	pid_t pid;
 
 	ASSERT_EQ(0, vblk_dev_setup(&dev, NULL));
-	my_id = fd_dev_id(dev.fd);
+	my_id = vblk_dev_id(dev.fd);
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -708,7 +690,7 @@ TEST_F(requests, devices_of_two_processes_are_listed_with_their_owners)
 		close(sv[0]);
 		if (vblk_dev_setup(&child_dev, NULL))
 			_exit(1);
-		cid = fd_dev_id(child_dev.fd);
+		cid = vblk_dev_id(child_dev.fd);
 		if (write(sv[1], &cid, sizeof(cid)) != sizeof(cid))
 			_exit(2);
 		/* Until the parent is done looking. */

@@ -1396,6 +1396,23 @@ int vblk_write_file(const char *path, const char *val)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+uint32_t vblk_dev_id(int fd)
+{
+	char path[64], line[128];
+	unsigned int id = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "vhost-blk-id: %u", &id) == 1)
+			break;
+	fclose(f);
+	return id;
+}
+
 int vblk_read_line(const char *path, char *buf, size_t len)
 {
 	ssize_t n;
