@@ -417,6 +417,11 @@ int cmd_stats(int argc, char **argv)
 	struct nlc *nlc;
 	int c, ret;
 
+	/*
+	 * Options after the ID too: a fresh scan (optind 0) that permutes,
+	 * not main()'s, which stopped at the command.
+	 */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "jqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':

@@ -806,6 +806,7 @@ check "stats --queues adds a line per queue" 0 "
 $id2 +all .*
 $id2 +0 .*
 $id2 +1 .*\$" "$helper" stats --queues "$id2"
+check "stats takes its options after the ID too" 0 "^\[\{\"id\": $id2, " "$helper" stats "$id2" --json
 check "stats without ID shows every device" 0 "^3\$" sh -c '"$1" stats | grep -c " all "' sh "$helper"
 check "stats --json ID is an array of one device, its total and each queue" 0 "^$id2 2 0 0 None\$" \
 	sh -c '"$1" stats --json "$2" | python3 -c "
