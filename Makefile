@@ -143,12 +143,18 @@ modules:
 
 helper: $(HELPER)
 
-HELPER_SRCS := $(wildcard helper/*.c)
-HELPER_LIBS := $(shell pkg-config --libs libkmod 2>/dev/null || echo -lkmod)
+# libnl-genl-3, for the vhost_blk netlink family (the helper's list and
+# stats, netlink_test).
+NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null || echo -lnl-genl-3 -lnl-3)
 
-$(HELPER): $(HELPER_SRCS) $(wildcard helper/*.h) uapi/linux/vhost_blk.h | kernel-check
+HELPER_SRCS := $(wildcard helper/*.c)
+HELPER_LIBS := $(shell pkg-config --libs libkmod 2>/dev/null || echo -lkmod) $(NL_LIBS)
+
+$(HELPER): $(HELPER_SRCS) $(wildcard helper/*.h) uapi/linux/vhost_blk.h uapi/linux/vhost_blk_nl.h \
+		| kernel-check
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) $(HELPER_LIBS)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) $(NL_CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) $(HELPER_LIBS)
 
 selftests: $(SELFTESTS)
 
@@ -159,8 +165,6 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
 # netlink_test reads the family with libnl-genl-3, as the helper does.
-NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
-NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null || echo -lnl-genl-3 -lnl-3)
 $(BUILD)/selftests/vhost_blk/netlink_test: CFLAGS += $(NL_CFLAGS)
 $(BUILD)/selftests/vhost_blk/netlink_test: LDFLAGS += $(NL_LIBS)
 $(BUILD)/selftests/vhost_blk/netlink_test: uapi/linux/vhost_blk_nl.h

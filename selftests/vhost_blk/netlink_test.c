@@ -425,16 +425,20 @@ static uint64_t calls(struct vblk_queue *q)
 	return q->calls;
 }
 
-TEST_F(family, stats_count_a_known_workload_exactly)
+/*
+ * On queue 1 of @dev: 5 writes of 64 KiB, 3 reads of 64 KiB (one bounced,
+ * 4 KiB), a flush, a GET_ID, a read past the end (IOERR) and an unknown
+ * type (UNSUPP).
+ */
+static void known_workload(struct __test_metadata *_metadata, struct vblk_dev *dev)
 {
-	struct vblk_queue *q = &self->dev.queues[1];
+	struct vblk_queue *q = &dev->queues[1];
 	struct vblk_buf buf, page, odd;
 	struct vblk_req req;
-	struct stats s, other;
 	unsigned int i;
 
-	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 64 * KiB, VBLK_PAGE_SIZE, &buf));
-	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 2 * VBLK_PAGE_SIZE,
+	ASSERT_EQ(0, vblk_mem_alloc(&dev->mem, 64 * KiB, VBLK_PAGE_SIZE, &buf));
+	ASSERT_EQ(0, vblk_mem_alloc(&dev->mem, 2 * VBLK_PAGE_SIZE,
 				    VBLK_PAGE_SIZE, &page));
 	odd = vblk_buf_slice(&page, 1, 4096);
 	vblk_pattern_fill(buf.hva, buf.len, 7);
@@ -450,7 +454,14 @@ TEST_F(family, stats_count_a_known_workload_exactly)
 	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, 16 * MiB / 512, &buf));
 	vblk_req_init(&req, 0x7f, 0, NULL, 0);
 	EXPECT_EQ(VIRTIO_BLK_S_UNSUPP, vblk_exec(q, &req));
+}
 
+TEST_F(family, stats_count_a_known_workload_exactly)
+{
+	struct vblk_queue *q = &self->dev.queues[1];
+	struct stats s, other;
+
+	known_workload(_metadata, &self->dev);
 	read_stats(_metadata, &self->nl, self->id, 1, &s);
 	EXPECT_EQ(4U, s.v[VHOST_BLK_A_STAT_REQ_IN]);
 	EXPECT_EQ(5U, s.v[VHOST_BLK_A_STAT_REQ_OUT]);
@@ -482,6 +493,175 @@ TEST_F(family, stats_count_a_known_workload_exactly)
 	EXPECT_EQ(s.v[VHOST_BLK_A_STAT_INTERRUPTS] + calls(&self->dev.queues[0]),
 		  other.v[VHOST_BLK_A_STAT_INTERRUPTS]);
 	EXPECT_FALSE(other.has_queue);
+}
+
+/* ------------------------------------------------------------------------
+ * vhostblk-setup stats --json, against what the family says
+ */
+
+/* The helper's JSON, flattened by python3 into "KEY VALUE" lines. */
+#define FLATTEN								\
+	"import json, sys\n"						\
+	"devs = json.load(sys.stdin)\n"					\
+	"assert len(devs) == 1\n"					\
+	"def out(prefix, o):\n"						\
+	"    for k, v in o.items():\n"					\
+	"        if isinstance(v, list):\n"				\
+	"            for i, x in enumerate(v):\n"			\
+	"                print(\"%s.%s.%d %s\" % (prefix, k, i, x))\n"	\
+	"        else:\n"						\
+	"            print(\"%s.%s %s\" % (prefix, k, \"null\" if v is None else v))\n" \
+	"print(\"id\", devs[0][\"id\"])\n"				\
+	"out(\"total\", devs[0][\"total\"])\n"				\
+	"for q in devs[0][\"queues\"]:\n"				\
+	"    out(\"q%d\" % q[\"queue\"], q)\n"
+
+#define MAX_KEYS	512
+
+struct flat {
+	char key[MAX_KEYS][48];
+	char val[MAX_KEYS][32];
+	unsigned int n;
+};
+
+/* `$VHOSTBLK_SETUP stats --json ID`, flattened into @f: pclose's status. */
+static int helper_stats(uint32_t id, struct flat *f)
+{
+	char cmd[2048], line[128];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "\"$VHOSTBLK_SETUP\" stats --json %u | python3 -c '%s'",
+		 id, FLATTEN);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	f->n = 0;
+	while (fgets(line, sizeof(line), p) && f->n < MAX_KEYS)
+		if (sscanf(line, "%47s %31s", f->key[f->n], f->val[f->n]) == 2)
+			f->n++;
+	return pclose(p);
+}
+
+static const char *flat_get(const struct flat *f, const char *key)
+{
+	unsigned int i;
+
+	for (i = 0; i < f->n; i++)
+		if (!strcmp(f->key[i], key))
+			return f->val[i];
+	return NULL;
+}
+
+/* The value of @prefix.@name as an integer; -1 when missing or not one. */
+static long long flat_num(const struct flat *f, const char *prefix, const char *name)
+{
+	char key[64], *end;
+	const char *v;
+	long long n;
+
+	snprintf(key, sizeof(key), "%s.%s", prefix, name);
+	v = flat_get(f, key);
+	if (!v)
+		return -1;
+	n = strtoll(v, &end, 10);
+	return *end ? -1 : n;
+}
+
+/* The JSON names of the counters, by attribute, as the man page lists them. */
+static const struct {
+	int attr;
+	const char *name;
+} helper_keys[] = {
+	{ VHOST_BLK_A_STAT_REQ_IN, "req_in" },
+	{ VHOST_BLK_A_STAT_REQ_OUT, "req_out" },
+	{ VHOST_BLK_A_STAT_REQ_FLUSH, "req_flush" },
+	{ VHOST_BLK_A_STAT_REQ_GET_ID, "req_get_id" },
+	{ VHOST_BLK_A_STAT_REQ_DISCARD, "req_discard" },
+	{ VHOST_BLK_A_STAT_REQ_WRITE_ZEROES, "req_write_zeroes" },
+	{ VHOST_BLK_A_STAT_REQ_SECURE_ERASE, "req_secure_erase" },
+	{ VHOST_BLK_A_STAT_REQ_OTHER, "req_other" },
+	{ VHOST_BLK_A_STAT_SECTORS_READ, "sectors_read" },
+	{ VHOST_BLK_A_STAT_SECTORS_WRITTEN, "sectors_written" },
+	{ VHOST_BLK_A_STAT_ERR_IOERR, "err_ioerr" },
+	{ VHOST_BLK_A_STAT_ERR_UNSUPP, "err_unsupp" },
+	{ VHOST_BLK_A_STAT_INFLIGHT, "inflight" },
+	{ VHOST_BLK_A_STAT_BOUNCED_REQS, "bounced_reqs" },
+	{ VHOST_BLK_A_STAT_BOUNCED_BYTES, "bounced_bytes" },
+	{ VHOST_BLK_A_STAT_KICKS, "kicks" },
+	{ VHOST_BLK_A_STAT_INTERRUPTS, "interrupts" },
+	{ VHOST_BLK_A_STAT_USED_BATCHES, "used_batches" },
+	{ VHOST_BLK_A_STAT_DRIVER_ERRORS, "driver_errors" },
+};
+
+/* Every counter and bucket of @s under @prefix in @f, exactly. */
+static void expect_same(struct __test_metadata *_metadata, const struct flat *f,
+			const char *prefix, const struct stats *s)
+{
+	char name[32];
+	unsigned int i;
+
+	/* Braces: EXPECT_EQ() and its TH_LOG() are two statements. */
+	for (i = 0; i < sizeof(helper_keys) / sizeof(helper_keys[0]); i++) {
+		EXPECT_EQ((long long)s->v[helper_keys[i].attr],
+			  flat_num(f, prefix, helper_keys[i].name))
+			TH_LOG("%s.%s", prefix, helper_keys[i].name);
+	}
+	for (i = 0; i < VHOST_BLK_LAT_BUCKETS; i++) {
+		snprintf(name, sizeof(name), "latency_hist.%u", i);
+		EXPECT_EQ((long long)s->hist[i], flat_num(f, prefix, name))
+			TH_LOG("%s.%s", prefix, name);
+	}
+}
+
+TEST_F(family, the_helper_reports_the_same_counters)
+{
+	static struct flat f;
+	struct stats total, q0, q1;
+	const char *v;
+	uint64_t bound;
+	int i;
+
+	if (!getenv("VHOSTBLK_SETUP"))
+		SKIP(return, "VHOSTBLK_SETUP: the helper's path is not set");
+	known_workload(_metadata, &self->dev);
+	ASSERT_EQ(0, helper_stats(self->id, &f));
+	read_stats(_metadata, &self->nl, self->id, -1, &total);
+	read_stats(_metadata, &self->nl, self->id, 0, &q0);
+	read_stats(_metadata, &self->nl, self->id, 1, &q1);
+	v = flat_get(&f, "id");
+	ASSERT_NE(NULL, v);
+	EXPECT_EQ((long long)self->id, atoll(v));
+	expect_same(_metadata, &f, "total", &total);
+	expect_same(_metadata, &f, "q0", &q0);
+	expect_same(_metadata, &f, "q1", &q1);
+	EXPECT_EQ(0, flat_num(&f, "q0", "queue"));
+	EXPECT_EQ(1, flat_num(&f, "q1", "queue"));
+	EXPECT_EQ(NULL, flat_get(&f, "q2.queue"));
+
+	/* The known numbers, and what the helper derives from them. */
+	EXPECT_EQ(4, flat_num(&f, "total", "req_in"));
+	EXPECT_EQ(5, flat_num(&f, "total", "req_out"));
+	EXPECT_EQ(2 * 128 + 8, flat_num(&f, "total", "sectors_read"));
+	EXPECT_EQ(5 * 128, flat_num(&f, "total", "sectors_written"));
+	EXPECT_EQ(1, flat_num(&f, "total", "err_ioerr"));
+	EXPECT_EQ(1, flat_num(&f, "total", "err_unsupp"));
+	EXPECT_EQ(12, flat_num(&f, "total", "requests"));
+	EXPECT_EQ(12, flat_num(&f, "q1", "requests"));
+	EXPECT_EQ(0, flat_num(&f, "q0", "requests"));
+	/* 264 and 640 sectors: 0.129 and 0.312 MiB (three decimals). */
+	EXPECT_STREQ("0.129", flat_get(&f, "total.read_mib"));
+	EXPECT_STREQ("0.312", flat_get(&f, "total.written_mib"));
+	EXPECT_STREQ("null", flat_get(&f, "q0.lat_p99_us"));
+	EXPECT_STREQ("null", flat_get(&f, "q0.lat_mean_us"));
+	/* p99 of 12 requests: the upper bound of the slowest one's bucket. */
+	for (i = VHOST_BLK_LAT_BUCKETS - 1; i > 0 && !total.hist[i]; i--)
+		;
+	bound = 1ULL << (i + 1);
+	EXPECT_EQ((long long)bound, flat_num(&f, "total", "lat_p99_us"));
+	v = flat_get(&f, "total.lat_mean_us");
+	ASSERT_NE(NULL, v);
+	EXPECT_LT(0.0, atof(v));
+	EXPECT_GE((double)bound, atof(v));
 }
 
 TEST_F(family, a_malformed_chain_is_a_driver_error_and_the_state_says_so)
