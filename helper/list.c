@@ -97,7 +97,7 @@ int cmd_list(int argc, char **argv)
 			printf("Usage: " HELPER_NAME " list [--json]\n"
 			       "\n"
 			       "List every open vhost-blk device, one line each: id, state\n"
-			       "(no-owner, no-backend, running, queue-error), owner pid and\n"
+			       "(no-owner, no-backend, running, queue-error, stopped), owner pid and\n"
 			       "command, backend and its major:minor, ro or rw, queues; '-'\n"
 			       "where there is none. --json: a JSON array of objects. Needs\n"
 			       "root (CAP_NET_ADMIN).\n");

@@ -328,6 +328,8 @@ const char *nlc_state_name(uint32_t state)
 		return "running";
 	case VHOST_BLK_STATE_QUEUE_ERROR:
 		return "queue-error";
+	case VHOST_BLK_STATE_STOPPED:
+		return "stopped";
 	}
 	return "unknown";
 }

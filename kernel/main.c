@@ -118,6 +118,8 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	bvq->mem_used = 0;
 	bvq->mem_wanted = 0;
 	bvq->orphaned = false;
+	WRITE_ONCE(bvq->errors_base,
+		   u64_stats_read(&bvq->stats.c[VHOST_BLK_C_DRIVER_ERRORS]));
 	vhost_vq_set_backend(vq, bvq->blk->backend);
 	ret = vhost_vq_init_access(vq);
 	if (ret) {
@@ -136,9 +138,7 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	 */
 	if (vq->call_ctx.ctx) {
 		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
-		u64_stats_update_begin(&bvq->stats.syncp);
-		u64_stats_inc(&bvq->stats.interrupts);
-		u64_stats_update_end(&bvq->stats.syncp);
+		vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_INTERRUPTS);
 	}
 out:
 	mutex_unlock(&vq->mutex);
@@ -191,6 +191,7 @@ static bool vhost_blk_stop_within(struct vhost_blk *blk, long timeout)
 	struct vhost_virtqueue *vq;
 	unsigned int i;
 
+	WRITE_ONCE(blk->running, false);
 	for (i = 0; i < blk->nvqs; i++) {
 		vq = &blk->vqs[i].vq;
 		mutex_lock(&vq->mutex);
@@ -235,6 +236,7 @@ static int vhost_blk_start(struct vhost_blk *blk)
 			return ret;
 		}
 	}
+	WRITE_ONCE(blk->running, true);
 	return 0;
 }
 
@@ -342,7 +344,7 @@ static long vhost_blk_set_settings(struct vhost_blk *blk, const u8 *serial,
 	if (serial)
 		memcpy(blk->serial, serial, sizeof(blk->serial));
 	else
-		blk->force_ro = force_ro;
+		WRITE_ONCE(blk->force_ro, force_ro);
 	if (blk->backend)
 		ret = vhost_blk_resume(blk);
 out:
@@ -475,7 +477,7 @@ static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
 	if (blk->ready)
 		ret = -EBUSY;
 	else
-		blk->nvqs = num;
+		WRITE_ONCE(blk->nvqs, num);
 	mutex_unlock(&blk->init_lock);
 	return ret;
 }
@@ -542,7 +544,7 @@ static void vhost_blk_set_owner_pid(struct vhost_blk *blk, struct pid *owner)
 
 	spin_lock(&blk->info_lock);
 	old = blk->owner;
-	blk->owner = owner;
+	WRITE_ONCE(blk->owner, owner);
 	if (owner)
 		get_task_comm(blk->owner_comm, current);
 	spin_unlock(&blk->info_lock);
@@ -575,7 +577,9 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 	mem_cgroup_put(blk->memcg);
 	vhost_blk_set_owner_pid(blk, NULL);
 	mutex_destroy(&blk->init_lock);
-	vhost_blk_nl_unregister(blk, vhost_blk_free);
+	vhost_blk_nl_unregister(blk);
+	INIT_RCU_WORK(&blk->free_work, vhost_blk_free);
+	queue_rcu_work(vhost_blk_wq, &blk->free_work);
 	return 0;
 }
 

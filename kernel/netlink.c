@@ -7,7 +7,7 @@
  * Every open device has an id in @vhost_blk_devs from open to release. A
  * reader looks it up and reads it under the RCU read lock: the release
  * takes it out first and frees its memory only a grace period later
- * (vhost_blk_nl_unregister()). What changes while the device lives is read
+ * (vhost_blk_nl_unregister(), vhost_blk_release()). What changes while the device lives is read
  * under its info_lock (owner, backend, features) or without a lock (the
  * queues' counters, u64_stats), so that no reader waits for a device that
  * is stopping, and no request waits for a reader.
@@ -37,35 +37,40 @@ int vhost_blk_nl_register(struct vhost_blk *blk)
 	int ret;
 
 	ret = xa_alloc_cyclic(&vhost_blk_devs, &blk->id, blk, xa_limit_31b,
-			      &vhost_blk_next_id, GFP_KERNEL_ACCOUNT);
+			      &vhost_blk_next_id, GFP_KERNEL);
 	return ret < 0 ? ret : 0;
 }
 
 /**
- * vhost_blk_nl_unregister() - take a released device out, then free it
- * @blk: the device, whose release let go of everything else
- * @free: frees @blk, on the module's workqueue after an RCU grace period
+ * vhost_blk_nl_unregister() - take a device out, at its release
+ * @blk: the device
+ *
+ * New readers no longer find it; those that did may read it until an RCU
+ * grace period has passed, so the caller frees it only after one.
  */
-void vhost_blk_nl_unregister(struct vhost_blk *blk,
-			     void (*free)(struct work_struct *work))
+void vhost_blk_nl_unregister(struct vhost_blk *blk)
 {
 	xa_erase(&vhost_blk_devs, blk->id);
-	INIT_RCU_WORK(&blk->free_work, free);
-	queue_rcu_work(vhost_blk_wq, &blk->free_work);
 }
 
 /* The device's state for VHOST_BLK_A_DEV_STATE. Caller holds info_lock. */
 static u32 vhost_blk_nl_state(const struct vhost_blk *blk, bool ready)
 {
+	const struct vhost_blk_vq *bvq;
 	unsigned int i;
 
 	if (!blk->owner)
 		return VHOST_BLK_STATE_NO_OWNER;
 	if (!blk->backend)
 		return VHOST_BLK_STATE_NO_BACKEND;
-	for (i = 0; ready && i < blk->nvqs; i++)
-		if (u64_stats_read(&blk->vqs[i].stats.driver_errors))
+	if (!READ_ONCE(blk->running))
+		return VHOST_BLK_STATE_STOPPED;
+	for (i = 0; ready && i < blk->nvqs; i++) {
+		bvq = &blk->vqs[i];
+		if (u64_stats_read(&bvq->stats.c[VHOST_BLK_C_DRIVER_ERRORS]) >
+		    READ_ONCE(bvq->errors_base))
 			return VHOST_BLK_STATE_QUEUE_ERROR;
+	}
 	return VHOST_BLK_STATE_RUNNING;
 }
 
@@ -119,31 +124,18 @@ static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
 static void vhost_blk_nl_read_stats(const struct vhost_blk_stats *s,
 				    u64 *v)
 {
-	unsigned int start, i, n;
+	unsigned int start, i;
 
 	do {
 		start = u64_stats_fetch_begin(&s->syncp);
-		n = 0;
-		for (i = 0; i < VHOST_BLK_NR_KINDS; i++)
-			v[n++] = u64_stats_read(&s->reqs[i]);
-		v[n++] = u64_stats_read(&s->sectors_read);
-		v[n++] = u64_stats_read(&s->sectors_written);
-		v[n++] = u64_stats_read(&s->err_ioerr);
-		v[n++] = u64_stats_read(&s->err_unsupp);
-		v[n++] = u64_stats_read(&s->bounced_reqs);
-		v[n++] = u64_stats_read(&s->bounced_bytes);
-		v[n++] = u64_stats_read(&s->kicks);
-		v[n++] = u64_stats_read(&s->interrupts);
-		v[n++] = u64_stats_read(&s->used_batches);
-		v[n++] = u64_stats_read(&s->driver_errors);
-		for (i = 0; i < VHOST_BLK_LAT_BUCKETS; i++)
-			v[n++] = u64_stats_read(&s->latency[i]);
+		for (i = 0; i < VHOST_BLK_NR_COUNTERS; i++)
+			v[i] = u64_stats_read(&s->c[i]);
 	} while (u64_stats_fetch_retry(&s->syncp, start));
 }
 
 /*
- * The order of vhost_blk_nl_read_stats()'s values: the attribute each one
- * goes to, up to the histogram, which goes as one binary attribute.
+ * The attribute of each counter before the histogram (enum
+ * vhost_blk_counter), which goes as one binary attribute.
  */
 static const u16 vhost_blk_nl_stat_attrs[] = {
 	VHOST_BLK_A_STAT_REQ_IN,
@@ -166,15 +158,34 @@ static const u16 vhost_blk_nl_stat_attrs[] = {
 	VHOST_BLK_A_STAT_DRIVER_ERRORS,
 };
 
-#define VHOST_BLK_NL_NR_STATS	(ARRAY_SIZE(vhost_blk_nl_stat_attrs) + \
-				 VHOST_BLK_LAT_BUCKETS)
+static_assert(ARRAY_SIZE(vhost_blk_nl_stat_attrs) == VHOST_BLK_C_LATENCY);
 
-/*
- * What STATS_GET's message for a device of VHOST_BLK_MAX_QUEUES queues may
- * take: each nest of counters is under 512 bytes (19 u64 attributes and the
- * histogram's 192 bytes, with their headers). More than a page.
- */
-#define VHOST_BLK_NL_STATS_SIZE	((VHOST_BLK_MAX_QUEUES + 1) * 512)
+/* What one nest of counters takes in a message. */
+static size_t vhost_blk_nl_stats_nest_size(void)
+{
+	return nla_total_size(0) +			/* the nest */
+	       nla_total_size(sizeof(u32)) +		/* STAT_QUEUE */
+	       (ARRAY_SIZE(vhost_blk_nl_stat_attrs) + 1) *	/* and INFLIGHT */
+	       nla_total_size_64bit(sizeof(u64)) +
+	       nla_total_size(VHOST_BLK_LAT_BUCKETS * sizeof(u64));
+}
+
+/* What STATS_GET's message for a device of @nvqs queues takes. */
+static size_t vhost_blk_nl_stats_size(unsigned int nvqs)
+{
+	return genlmsg_total_size(nla_total_size(sizeof(u32)) +	/* DEV_ID */
+				  (nvqs + 1) * vhost_blk_nl_stats_nest_size());
+}
+
+/* What DEV_GET's message takes. */
+static size_t vhost_blk_nl_dev_size(void)
+{
+	return genlmsg_total_size(6 * nla_total_size(sizeof(u32)) +
+				  nla_total_size_64bit(sizeof(u64)) +
+				  nla_total_size(sizeof(u8)) +
+				  nla_total_size(TASK_COMM_LEN) +
+				  nla_total_size(BDEVNAME_SIZE));
+}
 
 /* One nest of counters: @v as read, @inflight, and the queue's index. */
 static int vhost_blk_nl_put_stats(struct sk_buff *skb, u16 type, int queue,
@@ -208,7 +219,7 @@ cancel:
 /* The STATS_GET attributes of @blk. Caller holds the RCU read lock. */
 static int vhost_blk_nl_fill_stats(struct sk_buff *skb, struct vhost_blk *blk)
 {
-	u64 v[VHOST_BLK_NL_NR_STATS], total[VHOST_BLK_NL_NR_STATS] = { 0 };
+	u64 v[VHOST_BLK_NR_COUNTERS], total[VHOST_BLK_NR_COUNTERS] = { 0 };
 	u64 inflight, total_inflight = 0;
 	unsigned int q, i;
 
@@ -221,7 +232,7 @@ static int vhost_blk_nl_fill_stats(struct sk_buff *skb, struct vhost_blk *blk)
 	for (q = 0; q < blk->nvqs; q++) {
 		vhost_blk_nl_read_stats(&blk->vqs[q].stats, v);
 		inflight = atomic_read(&blk->vqs[q].inflight);
-		for (i = 0; i < VHOST_BLK_NL_NR_STATS; i++)
+		for (i = 0; i < VHOST_BLK_NR_COUNTERS; i++)
 			total[i] += v[i];
 		total_inflight += inflight;
 		if (vhost_blk_nl_put_stats(skb, VHOST_BLK_A_STATS_QUEUE, q, v,
@@ -256,24 +267,41 @@ static int vhost_blk_nl_fill(struct sk_buff *skb, struct vhost_blk *blk,
 static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	u8 cmd = info->genlhdr->cmd;
+	unsigned int nvqs = 0;
 	struct vhost_blk *blk;
 	struct sk_buff *msg;
 	size_t size;
+	u32 id;
 	int ret;
 
 	if (GENL_REQ_ATTR_CHECK(info, VHOST_BLK_A_DEV_ID))
 		return -EINVAL;
-	size = cmd == VHOST_BLK_CMD_DEV_GET ? NLMSG_GOODSIZE :
-	       VHOST_BLK_NL_STATS_SIZE;
+	id = nla_get_u32(info->attrs[VHOST_BLK_A_DEV_ID]);
+	/* The message's size, from the queues of a device that is ready. */
+	rcu_read_lock();
+	blk = xa_load(&vhost_blk_devs, id);
+	/* Pairs with the store-release in vhost_blk_init_queues(). */
+	if (blk && smp_load_acquire(&blk->ready))
+		nvqs = blk->nvqs;
+	rcu_read_unlock();
+	size = cmd == VHOST_BLK_CMD_DEV_GET ? vhost_blk_nl_dev_size() :
+	       vhost_blk_nl_stats_size(nvqs);
 	msg = genlmsg_new(size, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
+	/* Found again: it may have gone, or become ready (nvqs fixed then). */
 	rcu_read_lock();
-	blk = xa_load(&vhost_blk_devs,
-		      nla_get_u32(info->attrs[VHOST_BLK_A_DEV_ID]));
-	ret = blk ? vhost_blk_nl_fill(msg, blk, cmd, info->snd_portid,
-				      info->snd_seq, 0) : -ENODEV;
+	blk = xa_load(&vhost_blk_devs, id);
+	if (blk && cmd == VHOST_BLK_CMD_STATS_GET &&
+	    /* Pairs with the store-release in vhost_blk_init_queues(). */
+	    smp_load_acquire(&blk->ready) && blk->nvqs != nvqs)
+		ret = -EAGAIN;
+	else
+		ret = blk ? vhost_blk_nl_fill(msg, blk, cmd, info->snd_portid,
+					      info->snd_seq, 0) : -ENODEV;
 	rcu_read_unlock();
+	/* The sizes above are wrong if this happens. */
+	WARN_ON_ONCE(ret == -EMSGSIZE);
 	if (ret) {
 		if (ret == -ENODEV)
 			NL_SET_ERR_MSG_ATTR(info->extack,
@@ -285,10 +313,24 @@ static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info)
 	return genlmsg_reply(msg, info);
 }
 
-/* A STATS_GET dump's buffers hold the largest device's message. */
+/*
+ * A STATS_GET dump's buffers hold the message of the device with the most
+ * queues now. One that becomes ready with more during the dump ends it with
+ * EMSGSIZE if its message alone does not fit: dump again.
+ */
 static int vhost_blk_nl_stats_start(struct netlink_callback *cb)
 {
-	cb->min_dump_alloc = VHOST_BLK_NL_STATS_SIZE;
+	unsigned int nvqs = 0;
+	struct vhost_blk *blk;
+	unsigned long id;
+
+	rcu_read_lock();
+	xa_for_each(&vhost_blk_devs, id, blk)
+		/* Pairs with the store-release in vhost_blk_init_queues(). */
+		if (smp_load_acquire(&blk->ready))
+			nvqs = max(nvqs, blk->nvqs);
+	rcu_read_unlock();
+	cb->min_dump_alloc = vhost_blk_nl_stats_size(nvqs);
 	return 0;
 }
 
@@ -347,8 +389,7 @@ static struct genl_family vhost_blk_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.ops = vhost_blk_nl_ops,
 	.n_ops = ARRAY_SIZE(vhost_blk_nl_ops),
-	/* Every command validates strictly: no reserved field, no unknown attribute. */
-	.resv_start_op = VHOST_BLK_CMD_DEV_GET,
+	/* resv_start_op 0: every command validates strictly. */
 };
 
 /**

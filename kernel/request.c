@@ -95,9 +95,7 @@ static u8 vhost_blk_kind(u32 type)
 /* Counts a chain refused as malformed. Caller holds the queue mutex. */
 static void vhost_blk_count_driver_error(struct vhost_blk_vq *bvq)
 {
-	u64_stats_update_begin(&bvq->stats.syncp);
-	u64_stats_inc(&bvq->stats.driver_errors);
-	u64_stats_update_end(&bvq->stats.syncp);
+	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_DRIVER_ERRORS);
 }
 
 static void vhost_blk_req_done(struct vhost_blk_req *req)
@@ -771,9 +769,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (!be)
 		goto out;
 
-	u64_stats_update_begin(&bvq->stats.syncp);
-	u64_stats_inc(&bvq->stats.kicks);
-	u64_stats_update_end(&bvq->stats.syncp);
+	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_KICKS);
 	old_memcg = set_active_memcg(bvq->blk->memcg);
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	vhost_disable_notify(vq->dev, vq);
@@ -781,8 +777,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	do {
 		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
 					 &out, &in, log, &log_num);
-		if (unlikely(head < 0))
+		/* The core refused the chain (and said why with vq_err()). */
+		if (unlikely(head < 0)) {
+			vhost_blk_count_driver_error(bvq);
 			break;
+		}
 		if (head == vq->num) {
 			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
 				vhost_disable_notify(vq->dev, vq);
@@ -810,8 +809,13 @@ out:
 	mutex_unlock(&vq->mutex);
 }
 
-/* Releases what a request holds; returns the used length to report. */
-static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
+/*
+ * Releases what a request holds; returns the used length to report. A
+ * status byte that cannot be written (the driver unmapped it) counts in
+ * @counts as a driver error.
+ */
+static u32 vhost_blk_req_finish(struct vhost_blk_req *req,
+				struct vhost_blk_counts *counts)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct vhost_virtqueue *vq = &bvq->vq;
@@ -824,7 +828,7 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 		if (put_user(req->status, req->status_addr)) {
 			vq_err(vq, "vhost-blk: cannot write status of request %u\n",
 			       req->head);
-			u64_stats_inc(&bvq->stats.driver_errors);
+			counts->c[VHOST_BLK_C_DRIVER_ERRORS]++;
 		}
 		len = 1 + (req->status == VIRTIO_BLK_S_OK ? req->written : 0);
 	}
@@ -844,44 +848,46 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 }
 
 /*
- * Counts a request on its way to the used ring, its time since it left the
- * avail ring measured against @now. Caller holds the queue mutex, inside
- * u64_stats_update_begin().
+ * Counts a request on its way to the used ring in @counts, its time since
+ * it left the avail ring measured against @now.
  */
-static void vhost_blk_count_req(struct vhost_blk_stats *s,
+static void vhost_blk_count_req(struct vhost_blk_counts *counts,
 				const struct vhost_blk_req *req, u64 now)
 {
 	u64 us = (now - req->start_ns) / NSEC_PER_USEC;
 	unsigned int bucket = us > 1 ? ilog2(us) : 0;
+	u64 *c = counts->c;
 
-	u64_stats_inc(&s->reqs[req->kind]);
+	c[VHOST_BLK_C_REQ + req->kind]++;
 	switch (req->status) {
 	case VIRTIO_BLK_S_OK:
 		if (req->kind == VHOST_BLK_KIND_IN)
-			u64_stats_add(&s->sectors_read, req->data_len >> SECTOR_SHIFT);
+			c[VHOST_BLK_C_SECTORS_READ] += req->data_len >> SECTOR_SHIFT;
 		else if (req->kind == VHOST_BLK_KIND_OUT)
-			u64_stats_add(&s->sectors_written, req->data_len >> SECTOR_SHIFT);
+			c[VHOST_BLK_C_SECTORS_WRITTEN] += req->data_len >> SECTOR_SHIFT;
 		break;
 	case VIRTIO_BLK_S_UNSUPP:
-		u64_stats_inc(&s->err_unsupp);
+		c[VHOST_BLK_C_ERR_UNSUPP]++;
 		break;
 	default:
-		u64_stats_inc(&s->err_ioerr);
+		c[VHOST_BLK_C_ERR_IOERR]++;
 		break;
 	}
 	if (req->bounced) {
-		u64_stats_inc(&s->bounced_reqs);
-		u64_stats_add(&s->bounced_bytes, req->data_len);
+		c[VHOST_BLK_C_BOUNCED_REQS]++;
+		c[VHOST_BLK_C_BOUNCED_BYTES] += req->data_len;
 	}
-	u64_stats_inc(&s->latency[min(bucket, VHOST_BLK_LAT_BUCKETS - 1)]);
+	c[VHOST_BLK_C_LATENCY + min(bucket, VHOST_BLK_LAT_BUCKETS - 1)]++;
 }
 
 /*
  * Whether the driver wants an interrupt for the used entries just added:
  * the rule of virtio (event index, or the NO_INTERRUPT flag) that the vhost
- * core applies in vhost_signal() without telling whether it signalled,
- * which the interrupt counter needs. Caller holds the queue mutex; the
- * rings are in the owner's address space, which the caller runs in.
+ * core applies in vhost_notify() without telling whether it signalled,
+ * which the interrupt counter needs. The core reads the avail ring through
+ * its IOTLB; the device offers neither VIRTIO_F_ACCESS_PLATFORM nor
+ * VHOST_BACKEND_F_IOTLB_MSG_V2, so the ring is a plain address of the
+ * owner's, which the caller runs in. Caller holds the queue mutex.
  */
 static bool vhost_blk_need_signal(struct vhost_virtqueue *vq)
 {
@@ -895,8 +901,10 @@ static bool vhost_blk_need_signal(struct vhost_virtqueue *vq)
 	    unlikely(vq->avail_idx == vq->last_avail_idx))
 		return true;
 	if (!vhost_has_feature(vq, VIRTIO_RING_F_EVENT_IDX)) {
-		if (get_user(flags, &vq->avail->flags))
+		if (get_user(flags, &vq->avail->flags)) {
+			vq_err(vq, "vhost-blk: cannot read avail flags\n");
 			return true;
+		}
 		return !(flags & cpu_to_vhost16(vq, VRING_AVAIL_F_NO_INTERRUPT));
 	}
 	old = vq->signalled_used;
@@ -907,25 +915,28 @@ static bool vhost_blk_need_signal(struct vhost_virtqueue *vq)
 	if (unlikely(!valid))
 		return true;
 	/* used_event follows the avail ring's entries. */
-	if (get_user(event, &vq->avail->ring[vq->num]))
+	if (get_user(event, &vq->avail->ring[vq->num])) {
+		vq_err(vq, "vhost-blk: cannot read used event\n");
 		return true;
+	}
 	return vring_need_event(vhost16_to_cpu(vq, event), new, old);
 }
 
 /*
  * Adds @n used entries and signals the driver when it wants that, counting
- * both. Caller holds the queue mutex, inside u64_stats_update_begin().
+ * both in @counts. Caller holds the queue mutex.
  */
 static void vhost_blk_add_used(struct vhost_blk_vq *bvq,
-			       struct vring_used_elem *heads, unsigned int n)
+			       struct vring_used_elem *heads, unsigned int n,
+			       struct vhost_blk_counts *counts)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 
 	vhost_add_used_n(vq, heads, n);
-	u64_stats_inc(&bvq->stats.used_batches);
+	counts->c[VHOST_BLK_C_USED_BATCHES]++;
 	if (vq->call_ctx.ctx && vhost_blk_need_signal(vq)) {
 		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
-		u64_stats_inc(&bvq->stats.interrupts);
+		counts->c[VHOST_BLK_C_INTERRUPTS]++;
 	}
 }
 
@@ -943,6 +954,7 @@ void vhost_blk_complete_work(struct vhost_work *work)
 						complete_work);
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vring_used_elem *heads = vq->heads;
+	struct vhost_blk_counts counts = {};
 	struct vhost_blk_req *req, *tmp;
 	struct llist_node *done;
 	int n = 0, total = 0;
@@ -954,23 +966,22 @@ void vhost_blk_complete_work(struct vhost_work *work)
 
 	mutex_lock(&vq->mutex);
 	now = ktime_get_ns();
-	u64_stats_update_begin(&bvq->stats.syncp);
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
 		heads[n].id = cpu_to_vhost32(vq, req->head);
-		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req));
-		vhost_blk_count_req(&bvq->stats, req, now);
+		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req, &counts));
+		vhost_blk_count_req(&counts, req, now);
 		trace_req_done(bvq->blk->id, bvq - bvq->blk->vqs, req->head,
 			       req->type, req->sector, req->data_len,
 			       req->status, now - req->start_ns);
 		if (++n == vq->dev->iov_limit) {
-			vhost_blk_add_used(bvq, heads, n);
+			vhost_blk_add_used(bvq, heads, n, &counts);
 			total += n;
 			n = 0;
 		}
 	}
 	if (n)
-		vhost_blk_add_used(bvq, heads, n);
-	u64_stats_update_end(&bvq->stats.syncp);
+		vhost_blk_add_used(bvq, heads, n, &counts);
+	vhost_blk_stats_add(&bvq->stats, &counts);
 	if (bvq->mem_wanted && vhost_blk_mem_fits(bvq, bvq->mem_wanted)) {
 		bvq->mem_wanted = 0;
 		vhost_poll_queue(&vq->poll);

@@ -66,42 +66,76 @@ enum vhost_blk_req_kind {
 	VHOST_BLK_NR_KINDS
 };
 
+/*
+ * A queue's counters, in the order STATS_GET sends them: requests in the
+ * used ring by enum vhost_blk_req_kind; 512-byte sectors of the IN and OUT
+ * requests that succeeded; requests answered IOERR, UNSUPP; requests whose
+ * data went through bounce pages, and those data bytes; passes of the kick
+ * handler; signals of the call eventfd; updates of the used ring; chains
+ * refused as malformed; then requests by time from the avail ring to the
+ * used ring, log2 buckets of microseconds (VHOST_BLK_A_STAT_LATENCY_HIST).
+ */
+enum vhost_blk_counter {
+	VHOST_BLK_C_REQ,
+	VHOST_BLK_C_SECTORS_READ = VHOST_BLK_C_REQ + VHOST_BLK_NR_KINDS,
+	VHOST_BLK_C_SECTORS_WRITTEN,
+	VHOST_BLK_C_ERR_IOERR,
+	VHOST_BLK_C_ERR_UNSUPP,
+	VHOST_BLK_C_BOUNCED_REQS,
+	VHOST_BLK_C_BOUNCED_BYTES,
+	VHOST_BLK_C_KICKS,
+	VHOST_BLK_C_INTERRUPTS,
+	VHOST_BLK_C_USED_BATCHES,
+	VHOST_BLK_C_DRIVER_ERRORS,
+	VHOST_BLK_C_LATENCY,
+	VHOST_BLK_NR_COUNTERS = VHOST_BLK_C_LATENCY + VHOST_BLK_LAT_BUCKETS
+};
+
 /**
  * struct vhost_blk_stats - what one queue did, for the netlink family
  * @syncp: the readers' retry point (a no-op on 64-bit kernels)
- * @reqs: requests in the used ring, by enum vhost_blk_req_kind
- * @sectors_read: 512-byte sectors of IN requests that succeeded
- * @sectors_written: and of OUT requests
- * @err_ioerr: requests answered IOERR
- * @err_unsupp: requests answered UNSUPP
- * @bounced_reqs: requests whose data went through bounce pages
- * @bounced_bytes: the bytes of their data
- * @kicks: passes of the kick handler
- * @interrupts: signals of the call eventfd
- * @used_batches: updates of the used ring, each with one or more requests
- * @driver_errors: chains refused as malformed (vq_err); not reset by a stop
- * @latency: requests by time from the avail ring to the used ring, log2
- *	     buckets of microseconds (see VHOST_BLK_A_STAT_LATENCY_HIST)
+ * @c: the counters, by enum vhost_blk_counter
  *
  * Written only under the queue mutex (by the queue's worker, or by the
- * stop that reports a dead owner's requests), read without any lock: the
- * hot path takes no lock and no atomic for them. Kept from open to release.
+ * stop that reports a dead owner's requests), in short sections with
+ * interrupts off (vhost_blk_stats_add()): a batch counts on its stack
+ * first, since it sleeps. Read without any lock; the request path takes no
+ * lock and no atomic for them. Kept from open to release.
  */
 struct vhost_blk_stats {
 	struct u64_stats_sync syncp;
-	u64_stats_t reqs[VHOST_BLK_NR_KINDS];
-	u64_stats_t sectors_read;
-	u64_stats_t sectors_written;
-	u64_stats_t err_ioerr;
-	u64_stats_t err_unsupp;
-	u64_stats_t bounced_reqs;
-	u64_stats_t bounced_bytes;
-	u64_stats_t kicks;
-	u64_stats_t interrupts;
-	u64_stats_t used_batches;
-	u64_stats_t driver_errors;
-	u64_stats_t latency[VHOST_BLK_LAT_BUCKETS];
+	u64_stats_t c[VHOST_BLK_NR_COUNTERS];
 };
+
+/* What a batch counted, added to its queue's stats at its end. */
+struct vhost_blk_counts {
+	u64 c[VHOST_BLK_NR_COUNTERS];
+};
+
+/* Adds @counts to @s. Caller holds the queue's mutex. */
+static inline void vhost_blk_stats_add(struct vhost_blk_stats *s,
+				       const struct vhost_blk_counts *counts)
+{
+	unsigned long flags;
+	unsigned int i;
+
+	flags = u64_stats_update_begin_irqsave(&s->syncp);
+	for (i = 0; i < VHOST_BLK_NR_COUNTERS; i++)
+		if (counts->c[i])
+			u64_stats_add(&s->c[i], counts->c[i]);
+	u64_stats_update_end_irqrestore(&s->syncp, flags);
+}
+
+/* Adds one to counter @c of @s. Caller holds the queue's mutex. */
+static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
+				       enum vhost_blk_counter c)
+{
+	unsigned long flags;
+
+	flags = u64_stats_update_begin_irqsave(&s->syncp);
+	u64_stats_inc(&s->c[c]);
+	u64_stats_update_end_irqrestore(&s->syncp, flags);
+}
 
 /**
  * struct vhost_blk_req - one request between avail ring and used ring
@@ -196,6 +230,9 @@ struct vhost_blk_req {
  *              none waits; the completion work requeues the kick handler
  *              once it fits
  * @stats: its counters; under the queue mutex for writers, none for readers
+ * @errors_base: @stats' driver errors when the queue last started, under the
+ *               queue mutex; more since then make the device's state
+ *               QUEUE_ERROR
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -209,6 +246,7 @@ struct vhost_blk_vq {
 	atomic_t inflight;
 	bool orphaned;
 	struct vhost_blk_stats stats;
+	u64 errors_base;
 };
 
 /**
@@ -223,6 +261,8 @@ struct vhost_blk_vq {
  * @vqs: the virtqueues, @nvqs of them
  * @vq_ptrs: the array of @vqs pointers the core indexes
  * @backend: the attached block device or NULL; dev.mutex
+ * @running: its queues are served (started, no stop begun); dev.mutex,
+ *           read without it by the netlink family
  * @force_ro: VHOST_BLK_SET_READ_ONLY
  * @serial: GET_ID's answer
  * @memcg: the owner's memory cgroup, taken at VHOST_SET_OWNER and dropped
@@ -244,7 +284,7 @@ struct vhost_blk_vq {
  *
  * Allocated in open, the queues at the first VHOST_SET_OWNER; everything
  * it holds is let go in release, and its memory freed one RCU grace period
- * later (vhost_blk_nl_unregister()).
+ * later (vhost_blk_release()).
  */
 struct vhost_blk {
 	struct vhost_dev dev;
@@ -254,6 +294,7 @@ struct vhost_blk {
 	struct vhost_blk_vq *vqs;
 	struct vhost_virtqueue **vq_ptrs;
 	struct vhost_blk_backend *backend;
+	bool running;
 	bool force_ro;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 	struct mem_cgroup *memcg;
@@ -286,7 +327,7 @@ void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq);
 
 /* netlink.c */
 int vhost_blk_nl_register(struct vhost_blk *blk);
-void vhost_blk_nl_unregister(struct vhost_blk *blk, void (*free)(struct work_struct *work));
+void vhost_blk_nl_unregister(struct vhost_blk *blk);
 int vhost_blk_netlink_init(void);
 void vhost_blk_netlink_exit(void);
 

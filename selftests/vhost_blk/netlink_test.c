@@ -671,6 +671,7 @@ TEST_F(family, a_malformed_chain_is_a_driver_error_and_the_state_says_so)
 	struct dev_info d;
 	struct stats s;
 	uint16_t head;
+	int fd;
 
 	/* A chain without a device-writable status byte. */
 	ASSERT_EQ(0, vblk_queue_take_descs(q, 1, &head));
@@ -682,6 +683,91 @@ TEST_F(family, a_malformed_chain_is_a_driver_error_and_the_state_says_so)
 	EXPECT_EQ(1U, s.v[VHOST_BLK_A_STAT_DRIVER_ERRORS]);
 	ASSERT_EQ(0, dev_get(&self->nl, self->id, &d));
 	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_QUEUE_ERROR, d.state);
+
+	/* Restarted, the queues start clean; the counter stays. */
+	ASSERT_EQ(0, vblk_dev_set_backend(&self->dev, -1));
+	fd = vblk_backend_open(&self->be, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, vblk_dev_set_backend(&self->dev, fd));
+	close(fd);
+	ASSERT_EQ(0, dev_get(&self->nl, self->id, &d));
+	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_RUNNING, d.state);
+	read_stats(_metadata, &self->nl, self->id, 0, &s);
+	EXPECT_EQ(1U, s.v[VHOST_BLK_A_STAT_DRIVER_ERRORS]);
+}
+
+/* ------------------------------------------------------------------------
+ * A stop that waits: a disk that completes nothing until it is resumed (a
+ * dm device, flakey but up all the time, suspended with its I/O queued)
+ */
+
+FIXTURE(stopping) {
+	struct nl_client nl;
+	struct vblk_backend be;
+	struct vblk_dev dev;
+	bool suspended;
+};
+
+FIXTURE_SETUP(stopping)
+{
+	struct vblk_backend_opts bo = { .size = 16 * MiB, .flakey_up = 86400 };
+	int ret;
+
+	ASSERT_EQ(0, client_open(&self->nl));
+	ret = vblk_backend_create(&self->be, VBLK_BE_DM_FLAKEY, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("dm-flakey: %s", strerror(-ret));
+	ASSERT_EQ(0, vblk_dev_start(&self->dev, NULL, self->be.path, O_RDWR));
+	ASSERT_EQ(0, vblk_run("dmsetup suspend --noflush %s", self->be.dm_name));
+	self->suspended = true;
+}
+
+FIXTURE_TEARDOWN(stopping)
+{
+	if (self->suspended)
+		vblk_run("dmsetup resume %s", self->be.dm_name);
+	vblk_dev_close(&self->dev);
+	vblk_backend_destroy(&self->be);
+	client_close(&self->nl);
+}
+
+static void *detach(void *arg)
+{
+	return (void *)(long)vblk_dev_set_backend(arg, -1);
+}
+
+TEST_F(stopping, a_device_waiting_for_its_disk_to_stop_is_stopped)
+{
+	struct vblk_queue *q = &self->dev.queues[0];
+	int64_t deadline = vblk_now_ms() + VBLK_TIMEOUT_MS;
+	uint32_t id = vblk_dev_id(self->dev.fd);
+	struct vblk_buf buf;
+	struct vblk_req req;
+	struct dev_info d;
+	pthread_t t;
+	void *ret;
+
+	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 4 * KiB, VBLK_PAGE_SIZE, &buf));
+	vblk_req_init(&req, VIRTIO_BLK_T_OUT, 0, &buf, 1);
+	ASSERT_EQ(0, vblk_submit(q, &req));
+	ASSERT_EQ(0, dev_get(&self->nl, id, &d));
+	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_RUNNING, d.state);
+
+	/* The detach waits for the write: stopped, the disk still attached. */
+	ASSERT_EQ(0, pthread_create(&t, NULL, detach, &self->dev));
+	do {
+		ASSERT_EQ(0, dev_get(&self->nl, id, &d));
+	} while (d.state != VHOST_BLK_STATE_STOPPED && vblk_now_ms() < deadline);
+	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_STOPPED, d.state);
+	EXPECT_STREQ(self->be.name, d.backend);
+
+	ASSERT_EQ(0, vblk_run("dmsetup resume %s", self->be.dm_name));
+	self->suspended = false;
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	EXPECT_EQ(0L, (long)ret);
+	ASSERT_EQ(0, vblk_wait(q, &req, VBLK_TIMEOUT_MS));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, req.status);
+	ASSERT_EQ(0, dev_get(&self->nl, id, &d));
+	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_NO_BACKEND, d.state);
 }
 
 /* ------------------------------------------------------------------------

@@ -6,7 +6,8 @@
  *
  * Every command needs CAP_NET_ADMIN (GENL_ADMIN_PERM) and is a "do" (one
  * device, by VHOST_BLK_A_DEV_ID) or a "dump" (every device). Counters are
- * u64 and count from the device's open; they never go back.
+ * u64 and count from the device's open, across owners (VHOST_RESET_OWNER
+ * and a new VHOST_SET_OWNER keep them); they never go back.
  */
 #ifndef _UAPI_LINUX_VHOST_BLK_NL_H
 #define _UAPI_LINUX_VHOST_BLK_NL_H
@@ -37,8 +38,16 @@ enum vhost_blk_dev_state {
 	VHOST_BLK_STATE_NO_BACKEND,
 	/* A block device attached, its queues served. */
 	VHOST_BLK_STATE_RUNNING,
-	/* Running, and a queue refused a malformed chain (driver_errors). */
+	/*
+	 * Running, and a queue refused a malformed chain since it last
+	 * started (its DRIVER_ERRORS grew).
+	 */
 	VHOST_BLK_STATE_QUEUE_ERROR,
+	/*
+	 * A block device attached, the queues not served: a stop is under
+	 * way, or the owner's exit stopped waiting for its requests.
+	 */
+	VHOST_BLK_STATE_STOPPED,
 };
 
 /*
@@ -49,7 +58,8 @@ enum vhost_blk_dev_state {
  *	go round before one is used again.
  * DEV_OWNER_PID (u32): the owner's process id in the caller's pid
  *	namespace; absent without an owner or outside that namespace.
- * DEV_OWNER_COMM (string): the owner's command name at VHOST_SET_OWNER.
+ * DEV_OWNER_COMM (string): the owner's command name at VHOST_SET_OWNER;
+ *	absent when DEV_OWNER_PID is.
  * DEV_BACKEND_MAJOR, _MINOR (u32), DEV_BACKEND_NAME (string, as in
  *	/sys/block): the attached block device; absent without one.
  * DEV_READ_ONLY (u8): 1 when the guest sees the disk read-only; with a
@@ -97,7 +107,9 @@ enum vhost_blk_attr {
  * KICKS: passes of the queue's kick handler.
  * INTERRUPTS: signals of the queue's call eventfd.
  * USED_BATCHES: updates of the used ring, of one or more requests each.
- * DRIVER_ERRORS: chains refused as malformed (see Documentation/abi.rst).
+ * DRIVER_ERRORS: chains refused as malformed (see Documentation/abi.rst),
+ *	by the vhost core or by the device, and status bytes that could not be
+ *	written (the driver took the memory away).
  * LATENCY_HIST (binary): VHOST_BLK_LAT_BUCKETS u64 in host byte order.
  *	Bucket i counts the requests whose time from the avail ring to the
  *	used ring was at least 2^i and below 2^(i+1) microseconds; bucket 0
