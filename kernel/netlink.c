@@ -74,6 +74,17 @@ static u32 vhost_blk_nl_state(const struct vhost_blk *blk, bool ready)
 	return VHOST_BLK_STATE_RUNNING;
 }
 
+/*
+ * Global thread id @tid in the caller's pid namespace; 0 for none or one
+ * it does not see. Caller holds the RCU read lock.
+ */
+static u32 vhost_blk_nl_tid(pid_t tid)
+{
+	struct pid *pid = tid ? find_pid_ns(tid, &init_pid_ns) : NULL;
+
+	return pid ? pid_nr_ns(pid, task_active_pid_ns(current)) : 0;
+}
+
 /* The DEV_GET attributes of @blk. Caller holds the RCU read lock. */
 static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
 {
@@ -85,6 +96,7 @@ static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
 	char comm[TASK_COMM_LEN] = "";
 	pid_t pid = 0;
 	bool ro = false;
+	unsigned int q;
 	u64 features;
 	u32 state;
 
@@ -117,6 +129,10 @@ static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
 		     nla_put_string(skb, VHOST_BLK_A_DEV_BACKEND_NAME, name) ||
 		     nla_put_u8(skb, VHOST_BLK_A_DEV_READ_ONLY, ro)))
 		return -EMSGSIZE;
+	for (q = 0; ready && q < nvqs; q++)
+		if (nla_put_u32(skb, VHOST_BLK_A_DEV_WORKER,
+				vhost_blk_nl_tid(READ_ONCE(blk->vqs[q].worker_tid))))
+			return -EMSGSIZE;
 	return 0;
 }
 
@@ -177,10 +193,10 @@ static size_t vhost_blk_nl_stats_size(unsigned int nvqs)
 				  (nvqs + 1) * vhost_blk_nl_stats_nest_size());
 }
 
-/* What DEV_GET's message takes. */
-static size_t vhost_blk_nl_dev_size(void)
+/* What DEV_GET's message for a device of @nvqs queues takes. */
+static size_t vhost_blk_nl_dev_size(unsigned int nvqs)
 {
-	return genlmsg_total_size(6 * nla_total_size(sizeof(u32)) +
+	return genlmsg_total_size((6 + nvqs) * nla_total_size(sizeof(u32)) +
 				  nla_total_size_64bit(sizeof(u64)) +
 				  nla_total_size(sizeof(u8)) +
 				  nla_total_size(TASK_COMM_LEN) +
@@ -284,7 +300,7 @@ static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info)
 	if (blk && smp_load_acquire(&blk->ready))
 		nvqs = blk->nvqs;
 	rcu_read_unlock();
-	size = cmd == VHOST_BLK_CMD_DEV_GET ? vhost_blk_nl_dev_size() :
+	size = cmd == VHOST_BLK_CMD_DEV_GET ? vhost_blk_nl_dev_size(nvqs) :
 	       vhost_blk_nl_stats_size(nvqs);
 	msg = genlmsg_new(size, GFP_KERNEL);
 	if (!msg)
@@ -292,7 +308,7 @@ static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info)
 	/* Found again: it may have gone, or become ready (nvqs fixed then). */
 	rcu_read_lock();
 	blk = xa_load(&vhost_blk_devs, id);
-	if (blk && cmd == VHOST_BLK_CMD_STATS_GET &&
+	if (blk &&
 	    /* Pairs with the store-release in vhost_blk_init_queues(). */
 	    smp_load_acquire(&blk->ready) && blk->nvqs != nvqs)
 		ret = -EAGAIN;

@@ -770,6 +770,9 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		goto out;
 
 	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_KICKS);
+	/* The worker that serves the queue, for the netlink family. */
+	if (unlikely(READ_ONCE(bvq->worker_tid) != current->pid))
+		WRITE_ONCE(bvq->worker_tid, current->pid);
 	old_memcg = set_active_memcg(bvq->blk->memcg);
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	vhost_disable_notify(vq->dev, vq);

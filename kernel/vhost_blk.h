@@ -230,6 +230,8 @@ struct vhost_blk_req {
  *              none waits; the completion work requeues the kick handler
  *              once it fits
  * @stats: its counters; under the queue mutex for writers, none for readers
+ * @worker_tid: the thread (global pid) that last ran the kick handler: the
+ *              queue's vhost worker; written by it, read locklessly
  * @errors_base: @stats' driver errors when the queue last started, under the
  *               queue mutex; more since then make the device's state
  *               QUEUE_ERROR
@@ -246,6 +248,7 @@ struct vhost_blk_vq {
 	atomic_t inflight;
 	bool orphaned;
 	struct vhost_blk_stats stats;
+	pid_t worker_tid;
 	u64 errors_base;
 };
 

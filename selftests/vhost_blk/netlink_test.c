@@ -46,6 +46,8 @@ struct dev_info {
 	char owner_comm[32], backend[32];
 	uint8_t read_only;
 	uint64_t features;
+	uint32_t workers[VHOST_BLK_MAX_QUEUES];	/* DEV_WORKER, by queue */
+	unsigned int nworkers;
 };
 
 /* One nest of counters, by attribute; the histogram apart. */
@@ -151,6 +153,7 @@ static int on_msg(struct nl_msg *msg, void *arg)
 	struct nlattr *tb[VHOST_BLK_A_MAX + 1];
 	struct reply *r = arg;
 	struct dev_stats *ds;
+	struct dev_info *d;
 	struct nlattr *a;
 	int rem;
 
@@ -167,7 +170,12 @@ static int on_msg(struct nl_msg *msg, void *arg)
 			r->error = -EBADMSG;
 			return NL_STOP;
 		}
-		parse_dev(tb, &r->devs[r->n++]);
+		d = &r->devs[r->n++];
+		parse_dev(tb, d);
+		nla_for_each_attr(a, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), rem)
+			if (nla_type(a) == VHOST_BLK_A_DEV_WORKER &&
+			    d->nworkers < VHOST_BLK_MAX_QUEUES)
+				d->workers[d->nworkers++] = nla_get_u32(a);
 		return NL_OK;
 	}
 	if (gh->cmd != VHOST_BLK_CMD_STATS_GET || !r->stats) {
@@ -454,6 +462,30 @@ static void known_workload(struct __test_metadata *_metadata, struct vblk_dev *d
 	EXPECT_EQ(VIRTIO_BLK_S_IOERR, vblk_read(q, 16 * MiB / 512, &buf));
 	vblk_req_init(&req, 0x7f, 0, NULL, 0);
 	EXPECT_EQ(VIRTIO_BLK_S_UNSUPP, vblk_exec(q, &req));
+}
+
+TEST_F(family, dev_get_names_the_worker_of_each_queue)
+{
+	pid_t tids[2 * VHOST_BLK_MAX_QUEUES];
+	struct vblk_buf buf;
+	struct dev_info d;
+	unsigned int q, n, i;
+	bool found;
+
+	/* Each queue has served a request: its worker ran its kick handler. */
+	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 4 * KiB, VBLK_PAGE_SIZE, &buf));
+	for (q = 0; q < NQUEUES; q++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->dev.queues[q], 0, &buf));
+	ASSERT_EQ(0, dev_get(&self->nl, self->id, &d));
+	ASSERT_EQ((unsigned int)NQUEUES, d.nworkers);
+	/* Each is one of the threads named vhost-<our pid>. */
+	n = vblk_vhost_workers(getpid(), tids, ARRAY_SIZE(tids));
+	ASSERT_LE(1U, n);
+	for (q = 0; q < NQUEUES; q++) {
+		for (i = 0, found = false; i < n; i++)
+			found |= (uint32_t)tids[i] == d.workers[q];
+		EXPECT_TRUE(found) TH_LOG("queue %u: worker %u", q, d.workers[q]);
+	}
 }
 
 TEST_F(family, stats_count_a_known_workload_exactly)
@@ -871,6 +903,8 @@ TEST_F(requests, a_device_without_owner_is_listed_as_such)
 	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_NO_OWNER, d.state);
 	EXPECT_EQ(0U, d.owner_pid);
 	EXPECT_EQ((uint32_t)VHOST_BLK_DEFAULT_QUEUES, d.num_queues);
+	/* No queues yet, so no workers. */
+	EXPECT_EQ(0U, d.nworkers);
 }
 
 TEST_F(requests, malformed_and_unknown_requests_get_errors)

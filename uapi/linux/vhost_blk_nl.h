@@ -67,6 +67,9 @@ enum vhost_blk_dev_state {
  * DEV_FEATURES (u64): the features the owner set (VHOST_SET_FEATURES).
  * DEV_NUM_QUEUES (u32): the device's queues.
  * DEV_STATE (u32): enum vhost_blk_dev_state.
+ * DEV_WORKER (u32, one per queue, in queue order): the thread id, in the
+ *	caller's pid namespace, of the vhost worker that last served the
+ *	queue's kicks; 0 before the first or outside that namespace.
  * STATS_TOTAL, STATS_QUEUE (nest): VHOST_BLK_A_STAT_* of all queues, of one.
  */
 enum vhost_blk_attr {
@@ -81,6 +84,7 @@ enum vhost_blk_attr {
 	VHOST_BLK_A_DEV_FEATURES,
 	VHOST_BLK_A_DEV_NUM_QUEUES,
 	VHOST_BLK_A_DEV_STATE,
+	VHOST_BLK_A_DEV_WORKER,
 	VHOST_BLK_A_STATS_TOTAL,
 	VHOST_BLK_A_STATS_QUEUE,
 	VHOST_BLK_A_PAD,
