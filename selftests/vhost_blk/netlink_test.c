@@ -772,6 +772,7 @@ TEST_F(stopping, a_device_waiting_for_its_disk_to_stop_is_stopped)
 	struct vblk_queue *q = &self->dev.queues[0];
 	int64_t deadline = vblk_now_ms() + VBLK_TIMEOUT_MS;
 	uint32_t id = vblk_dev_id(self->dev.fd);
+	static struct dev_stats s;
 	struct vblk_buf buf;
 	struct vblk_req req;
 	struct dev_info d;
@@ -781,6 +782,11 @@ TEST_F(stopping, a_device_waiting_for_its_disk_to_stop_is_stopped)
 	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 4 * KiB, VBLK_PAGE_SIZE, &buf));
 	vblk_req_init(&req, VIRTIO_BLK_T_OUT, 0, &buf, 1);
 	ASSERT_EQ(0, vblk_submit(q, &req));
+	/* Taken, and held by the suspended disk. */
+	do {
+		ASSERT_EQ(0, stats_get(&self->nl, id, &s));
+	} while (s.total.v[VHOST_BLK_A_STAT_INFLIGHT] != 1 && vblk_now_ms() < deadline);
+	ASSERT_EQ(1U, s.total.v[VHOST_BLK_A_STAT_INFLIGHT]);
 	ASSERT_EQ(0, dev_get(&self->nl, id, &d));
 	EXPECT_EQ((uint32_t)VHOST_BLK_STATE_RUNNING, d.state);
 
