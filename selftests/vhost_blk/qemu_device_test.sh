@@ -19,7 +19,10 @@
 #   boot 2: a disk from `exec` kept busy by the guest while a second disk
 #           is hot-plugged over QMP (send-fds --device-add), used and
 #           unplugged (device_del); the module's device count follows.
-#           Then the guest, on private RAM as QEMU gives it by default,
+#           Then the disk grows from 64 to 96 MiB, which device-sync-config
+#           passes on to the guest, and shrinks back while the VM is paused
+#           (the command is refused on the stopped device, and the device
+#           reads the config again when the VM runs). Then the guest, on private RAM as QEMU gives it by default,
 #           migrates live to a second QEMU while it reads into buffers of its
 #           memory, which must hold on the destination what the device wrote
 #           during the migration (migration_test has the control, several
@@ -68,6 +71,35 @@ devices() { cat "$refcnt"; }
 
 # wait_devices COUNT: waits up to 30 s for the module to hold COUNT devices.
 wait_devices() { wait_refcnt vhost_blk "$1"; }
+
+# qmp SOCKET COMMAND...: sends each JSON command to QEMU's QMP socket, in
+# order, and prints each reply (events left out) on a line of its own.
+qmp() {
+	timeout 120 /usr/bin/python3 - "$@" <<'PY'
+import json, socket, sys
+
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(sys.argv[1])
+f = sock.makefile("rw")
+
+def reply():
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("qmp: QEMU closed the connection")
+        msg = json.loads(line)
+        if "return" in msg or "error" in msg:
+            return msg
+
+f.readline()  # the greeting
+for i, cmd in enumerate(['{"execute": "qmp_capabilities"}'] + sys.argv[2:]):
+    f.write(cmd + "\n")
+    f.flush()
+    msg = reply()
+    if i:
+        print(json.dumps(msg))
+PY
+}
 
 # Read-write disk: a loop device over a file in the test VM's tmpfs (it
 # discards). ram0: read-only disk holding 16 blocks of generation 7; ram1:
@@ -232,7 +264,7 @@ g=$work/boot2
 mkdir -p "$g"
 GUEST_WRAP=("$helper" exec --backend "$rw" --)
 # shellcheck disable=SC2046 # monitor_start prints words
-guest_start "$g" "$mem" "e2e.sh hotplug migrate" \
+guest_start "$g" "$mem" "e2e.sh hotplug resize migrate" \
 	-device "vhost-blk-pci,id=disk0,vhostfd=%v,backendfd=%b,num-queues=2,serial=$serial" \
 	-qmp "unix:$g/qmp.sock,server=on,wait=off" $(monitor_start "$g")
 guest_wait "$g" '^HOTPLUG-WAIT' "$boot_secs"
@@ -268,13 +300,42 @@ grep -qx "BUSY-ERRORS 0" "$g/out" && grep -qx "BUSY-VERIFY 0" "$g/out"
 ok $? "the busy disk saw no error and holds every round" "$g"
 echo "# busy disk: $(guest_value "$g" BUSY-ROUNDS) rounds during the hot-plug"
 
+# Online resize: the loop device's file grows (losetup -c), and
+# device-sync-config has the device read its config from the module again.
+sync_disk0='{"execute": "device-sync-config", "arguments": {"id": "disk0"}}'
+guest_wait "$g" '^RESIZE-WAIT' 120
+truncate -s 96M "$image" && losetup -c "$rw"
+out=$(qmp "$g/qmp.sock" "$sync_disk0" 2>&1)
+[[ $out == '{"return": {}}' ]]
+ok $? "device-sync-config takes the grown disk's config" || echo "# $out"
+guest_wait "$g" '^GROWN-IO ' 180
+grep -qx "GROWN 0" "$g/out" && grep -qx "GROWN-IO 0" "$g/out"
+ok $? "guest sees the disk grow from 64 to 96 MiB and uses the new space" "$g"
+"$blkcheck" verify "$rw" 20000 64 6
+ok $? "the backend holds what the guest wrote beyond 64 MiB"
+# Shrunk while the VM is paused: the device is stopped, with its rings still
+# in the module, and refuses the command; it reads the config when the VM
+# runs again.
+guest_wait "$g" '^SHRINK-WAIT' 120
+truncate -s 64M "$image" && losetup -c "$rw"
+out=$(qmp "$g/qmp.sock" '{"execute": "stop"}' "$sync_disk0" \
+	'{"execute": "cont"}' 2>&1)
+grep -q '"desc": "vhost-blk: the device is stopped (VM paused, or reset by the guest); its config is read again when it starts"' <<< "$out"
+ok $? "device-sync-config on a paused VM's disk is refused with a clear error" ||
+	echo "# $out"
+guest_wait "$g" '^SHRUNK-BELOW ' 180
+grep -qx "SHRUNK 0" "$g/out"
+ok $? "guest sees the disk shrunk to 64 MiB once the VM runs again" "$g"
+! grep -qx "SHRUNK-BEYOND 0" "$g/out" && grep -qx "SHRUNK-BELOW 0" "$g/out"
+ok $? "guest fails a write past the new end and keeps the data below it" "$g"
+
 # The destination, on its own descriptors for the same block device
 # (--shared: the source QEMU holds it exclusively).
 d=$work/boot2-dst
 mkdir -p "$d"
 GUEST_WRAP=("$helper" exec --shared --backend "$rw" --)
 # shellcheck disable=SC2046 # monitor_start prints words
-guest_start "$d" "$mem" "e2e.sh hotplug migrate" \
+guest_start "$d" "$mem" "e2e.sh hotplug resize migrate" \
 	-device "vhost-blk-pci,id=disk0,vhostfd=%v,backendfd=%b,num-queues=2,serial=$serial" \
 	-incoming "unix:$work/migration.sock" $(monitor_start "$d")
 wait_socket "$work/migration.sock"

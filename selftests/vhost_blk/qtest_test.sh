@@ -5,7 +5,9 @@
 # tests/qtest/vhost-blk-test.c in QEMU's qos graph), run against the
 # patched QEMU of `make qemu` and the loaded module: I/O, GET_ID, read-only,
 # two queues, a queue per vCPU, hot-plug and unplug, each compared byte for
-# byte with the block device, a loop device over a scratch file. Needs
+# byte with the block device, a loop device over a scratch file; and online
+# resize, the file grown and shrunk under a running and a not yet started
+# device, with device-sync-config. Needs
 # root, the loaded module and build/qemu/ (VHOSTBLK_QEMU_DIR). Prints TAP,
 # a line per qtest.
 set -uo pipefail
@@ -32,6 +34,7 @@ truncate -s 16M "$work/disk.img"
 loop=$(losetup -f --show "$work/disk.img") || exit 1
 
 export QTEST_QEMU_BINARY=$dir/qemu-system-x86_64 QTEST_VHOST_BLK_BACKEND=$loop
+export QTEST_VHOST_BLK_BACKEND_FILE=$work/disk.img
 echo "TAP version 13"
 # One qos-test process per test: a failed assertion aborts the process, and
 # the other tests still run. (GLib 2.74 runs a -p path only when it names a
@@ -52,13 +55,13 @@ for p in "${paths[@]}"; do
 		grep -v '^# \(Start\|End\) of' <<< "$out" | tail -n 20 | sed 's/^/# /'
 	fi
 done
-# qos-test lists six vhost-blk tests; fewer means the series or the graph
+# qos-test lists eight vhost-blk tests; fewer means the series or the graph
 # lost some.
 n=$((n + 1))
-if [ ${#paths[@]} -eq 6 ]; then
-	echo "ok $n qos-test lists the 6 vhost-blk tests"
+if [ ${#paths[@]} -eq 8 ]; then
+	echo "ok $n qos-test lists the 8 vhost-blk tests"
 else
-	echo "not ok $n qos-test lists the 6 vhost-blk tests (${#paths[@]})"
+	echo "not ok $n qos-test lists the 8 vhost-blk tests (${#paths[@]})"
 	failed=$((failed + 1))
 fi
 echo "1..$n"

@@ -13,11 +13,13 @@
 #                          writes and reads rounds while the helper is
 #                          stopped once and killed three times; uses the
 #                          disk as the host grows and shrinks it
-#   e2e.sh hotplug [migrate]
+#   e2e.sh hotplug [resize] [migrate]
 #                          (vhost-blk-pci suite) keeps /dev/vda busy while
 #                          the host hot-plugs a disk, which the guest uses,
-#                          and unplugs it; with "migrate", then reads into
-#                          memory while the host migrates the guest live to
+#                          and unplugs it; with "resize", then uses vda as
+#                          the host grows it from 64 to 96 MiB and shrinks
+#                          it back; with "migrate", then reads into memory
+#                          while the host migrates the guest live to
 #                          another QEMU, and checks that memory
 
 props() { # props NAME
@@ -134,17 +136,31 @@ hotplug() {
 	r=$(cat /tmp/busy-rounds)
 	[ "$r" -gt 0 ] && blkcheck verify /dev/vda 0 $((r < 16 ? r * 64 : 1024)) 4
 	echo "BUSY-VERIFY $?"
-	if [ "$1" = migrate ]; then
+	case " $* " in *" resize "*)
+		# 64 MiB is 131072 sectors, 16384 blocks; 96 MiB 196608 sectors.
+		echo "RESIZE-WAIT"
+		wait_until 120 grep -qx 196608 /sys/block/vda/size; echo "GROWN $?"
+		blkcheck write /dev/vda 20000 64 6 && blkcheck verify /dev/vda 20000 64 6
+		echo "GROWN-IO $?"
+		echo "SHRINK-WAIT"
+		wait_until 120 grep -qx 131072 /sys/block/vda/size; echo "SHRUNK $?"
+		blkcheck write /dev/vda 16384 1 7; echo "SHRUNK-BEYOND $?"
+		blkcheck verify /dev/vda 0 $((r < 16 ? r * 64 : 1024)) 4
+		echo "SHRUNK-BELOW $?"
+		;;
+	esac
+	case " $* " in *" migrate "*)
 		# Until the host writes the marker block 12287 after the migration.
 		echo "MIGRATE-START"
 		blkcheck migrate /dev/vda 12288 16 12287; echo "MIGRATE-VERIFY $?"
-	fi
+		;;
+	esac
 	/guest/dmesg-errors.sh
 }
 
 case $1 in
 first) first ;;
 second) second "$2" ;;
-hotplug) hotplug "${2:-}" ;;
-*) echo "usage: e2e.sh first | second FLUSHED | hotplug [migrate]"; exit 2 ;;
+hotplug) shift; hotplug "$@" ;;
+*) echo "usage: e2e.sh first | second FLUSHED | hotplug [resize] [migrate]"; exit 2 ;;
 esac
