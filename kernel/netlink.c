@@ -398,7 +398,7 @@ static const struct genl_ops vhost_blk_nl_ops[] = {
 };
 
 static struct genl_family vhost_blk_family __ro_after_init = {
-	.name = VHOST_BLK_GENL_NAME,
+	.name = VHOST_BLK_NL_FAMILY,
 	.version = VHOST_BLK_GENL_VERSION,
 	.maxattr = VHOST_BLK_A_MAX,
 	.policy = vhost_blk_nl_policy,

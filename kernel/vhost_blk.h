@@ -31,9 +31,11 @@
  */
 #ifdef VHOST_BLK_NO_DATA_LOG
 #define VHOST_BLK_MISC_NAME	"vhost-blk-nolog"
+#define VHOST_BLK_NL_FAMILY	"vhost_blk_nolog"
 #define VHOST_BLK_LOG_DATA	false
 #else
 #define VHOST_BLK_MISC_NAME	"vhost-blk"
+#define VHOST_BLK_NL_FAMILY	VHOST_BLK_GENL_NAME
 #define VHOST_BLK_LOG_DATA	true
 #endif
 
