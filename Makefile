@@ -74,7 +74,7 @@ DESTDIR ?=
 DKMS ?= dkms
 DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' $(TOP)/dkms.conf)
 DKMS_SOURCETREE ?= /usr/src
-DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h \
+DKMS_FILES := dkms.conf Kbuild kernel/Kbuild uapi/linux/vhost_blk.h uapi/linux/vhost_blk_nl.h \
 	$(filter-out %.mod.c,$(wildcard kernel/*.c)) $(wildcard kernel/*.h)
 DKMS_SCRIPTS := scripts/dkms-build scripts/kernel-env
 # make dkms-check's TAP file.
@@ -143,12 +143,18 @@ modules:
 
 helper: $(HELPER)
 
-HELPER_SRCS := $(wildcard helper/*.c)
-HELPER_LIBS := $(shell pkg-config --libs libkmod 2>/dev/null || echo -lkmod)
+# libnl-genl-3, for the vhost_blk netlink family (the helper's list and
+# stats, netlink_test).
+NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null || echo -lnl-genl-3 -lnl-3)
 
-$(HELPER): $(HELPER_SRCS) $(wildcard helper/*.h) uapi/linux/vhost_blk.h | kernel-check
+HELPER_SRCS := $(wildcard helper/*.c)
+HELPER_LIBS := $(shell pkg-config --libs libkmod 2>/dev/null || echo -lkmod) $(NL_LIBS)
+
+$(HELPER): $(HELPER_SRCS) $(wildcard helper/*.h) uapi/linux/vhost_blk.h uapi/linux/vhost_blk_nl.h \
+		| kernel-check
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) $(HELPER_LIBS)
+	$(CC) $(USER_CFLAGS) $(CFLAGS) $(NL_CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) $(HELPER_LIBS)
 
 selftests: $(SELFTESTS)
 
@@ -158,6 +164,11 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
+# netlink_test reads the family with libnl-genl-3, as the helper does.
+$(BUILD)/selftests/vhost_blk/netlink_test: CFLAGS += $(NL_CFLAGS)
+$(BUILD)/selftests/vhost_blk/netlink_test: LDFLAGS += $(NL_LIBS)
+$(BUILD)/selftests/vhost_blk/netlink_test: uapi/linux/vhost_blk_nl.h
+
 # dirty_log_test with its fault-injection tests, for make check-debug only.
 $(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_test.c \
 		$(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) uapi/linux/vhost_blk.h | kernel-check
@@ -165,12 +176,14 @@ $(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_tes
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -DVBLK_FAULT_TESTS -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
-# The benchmark driver: the selftests' guest library without a guest.
+# The benchmark driver: the selftests' guest library without a guest, and
+# the helper's client of the netlink family for the device's counters.
 $(BENCH): bench/vhostblk-bench.c $(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) \
-		uapi/linux/vhost_blk.h | kernel-check
+		helper/nlclient.c helper/nlclient.h uapi/linux/vhost_blk.h \
+		uapi/linux/vhost_blk_nl.h | kernel-check
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(CFLAGS) -Iselftests/vhost_blk -o $@ $< $(SELFTEST_LIB) \
-		$(LDFLAGS) -lpthread
+	$(CC) $(USER_CFLAGS) $(CFLAGS) $(NL_CFLAGS) -Iselftests/vhost_blk -Ihelper -o $@ $< \
+		$(SELFTEST_LIB) helper/nlclient.c $(LDFLAGS) $(NL_LIBS) -lpthread
 
 # The second-level guests' initramfs, and blkcheck built static for it and
 # dynamic for the test VM's side. The image script skips an image that is up

@@ -25,6 +25,12 @@
  * processes' own threads alone ("cpu_daemon_s": a back-end's share outside
  * the kernel's worker). The device side's threads are sampled while the
  * device is open: a worker ends with its device.
+ *
+ * And what the kernel device counted during the run (the vhost_blk netlink
+ * family, read as root): requests, used-ring updates, interrupts and kick
+ * passes, "dev_*" keys; of this process's device with --device, of the
+ * watched processes' devices with --vhost-user (a vhostblk-setup serve).
+ * null where there is no such device or the family cannot be read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +46,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 
+#include "nlclient.h"
 #include "vblk.h"
 #include "vu.h"
 
@@ -421,9 +428,82 @@ static void bench_close(struct bench_dev *bd)
 		vu_frontend_close(&bd->fe);
 }
 
+/* What the kernel devices of the run counted so far. */
+struct dev_counts {
+	bool ok;
+	uint64_t reqs, batches, interrupts, kicks;
+};
+
+static void add_counts(struct dev_counts *dc, const struct nlc_counters *c)
+{
+	dc->reqs += nlc_requests(c);
+	dc->batches += c->v[VHOST_BLK_A_STAT_USED_BATCHES];
+	dc->interrupts += c->v[VHOST_BLK_A_STAT_INTERRUPTS];
+	dc->kicks += c->v[VHOST_BLK_A_STAT_KICKS];
+}
+
+static bool watched(const struct bench_opts *o, uint32_t pid)
+{
+	unsigned int i;
+
+	for (i = 0; i < o->nwatch; i++)
+		if ((uint32_t)o->watch[i] == pid)
+			return true;
+	return false;
+}
+
+/*
+ * The counters of this process's device (--device), or of the devices the
+ * watched processes own: dc->ok once read.
+ */
+static void device_counts(const struct bench_dev *bd, const struct bench_opts *o,
+			  struct dev_counts *dc)
+{
+	static struct nlc_stats st;
+	struct nlc_dev *devs = NULL;
+	struct nlc *nlc;
+	int n, i;
+
+	memset(dc, 0, sizeof(*dc));
+	if (nlc_open(&nlc))
+		return;
+	if (o->device) {
+		dc->ok = !nlc_stats_get(nlc, vblk_dev_id(bd->dev->fd), &st);
+		if (dc->ok)
+			add_counts(dc, &st.total);
+	} else {
+		n = nlc_dev_dump(nlc, &devs);
+		for (i = 0; i < n; i++) {
+			if (!devs[i].has_owner_pid || !watched(o, devs[i].owner_pid) ||
+			    nlc_stats_get(nlc, devs[i].id, &st))
+				continue;
+			add_counts(dc, &st.total);
+			dc->ok = true;
+		}
+		free(devs);
+	}
+	nlc_close(nlc);
+}
+
+/* The counters' growth from @before to @after, as JSON members. */
+static void print_counts(const struct dev_counts *before,
+			 const struct dev_counts *after)
+{
+	if (!before->ok || !after->ok) {
+		printf(", \"dev_requests\": null, \"dev_used_batches\": null, "
+		       "\"dev_interrupts\": null, \"dev_kicks\": null");
+		return;
+	}
+	printf(", \"dev_requests\": %" PRIu64 ", \"dev_used_batches\": %" PRIu64
+	       ", \"dev_interrupts\": %" PRIu64 ", \"dev_kicks\": %" PRIu64,
+	       after->reqs - before->reqs, after->batches - before->batches,
+	       after->interrupts - before->interrupts, after->kicks - before->kicks);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_queue bqs[VHOST_BLK_MAX_QUEUES] = { 0 };
+	struct dev_counts counts_before, counts_after;
 	struct bench_dev bd = { 0 };
 	struct bench_opts o;
 	pthread_t threads[VHOST_BLK_MAX_QUEUES];
@@ -471,6 +551,7 @@ int main(int argc, char **argv)
 	driver_s = rusage_s() - (double)worker_ticks(getpid()) / sysconf(_SC_CLK_TCK);
 	dev_ticks = device_ticks(&o);
 	dmn_ticks = daemon_ticks(&o);
+	device_counts(&bd, &o, &counts_before);
 	start = now_ns();
 	for (qi = 0; qi < o.queues && !ret; qi++) {
 		bqs[qi].deadline_ns = start + o.seconds * 1000000000ULL;
@@ -484,6 +565,7 @@ int main(int argc, char **argv)
 		   driver_s;
 	dev_ticks = device_ticks(&o) - dev_ticks;
 	dmn_ticks = daemon_ticks(&o) - dmn_ticks;
+	device_counts(&bd, &o, &counts_after);
 	/* The device side's workers, while it is open. */
 	workers = vblk_vhost_workers(getpid(), NULL, 0);
 	for (qi = 0; qi < o.nwatch; qi++)
@@ -510,13 +592,15 @@ int main(int argc, char **argv)
 	qsort(all, total, sizeof(*all), cmp_u64);
 	printf("{\"ios\": %" PRIu64 ", \"seconds\": %.3f, \"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_mean_us\": %.1f, \"lat_p99_us\": %.1f, \"cpu_driver_s\": %.3f, "
-	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f, \"workers\": %u}\n",
+	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f, \"workers\": %u",
 	       total, elapsed / 1e9, total / (elapsed / 1e9),
 	       total * (double)o.bs / (1 << 20) / (elapsed / 1e9),
 	       total ? sum / 1e3 / total : 0.0,
 	       total ? all[(total - 1) * 99 / 100] / 1e3 : 0.0,
 	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK),
 	       (double)dmn_ticks / sysconf(_SC_CLK_TCK), workers);
+	print_counts(&counts_before, &counts_after);
+	printf("}\n");
 	free(all);
 out:
 	for (qi = 0; qi < o.queues; qi++) {

@@ -101,6 +101,59 @@ int cli_drop_privileges(const char *cmd, const char *user)
 	return 0;
 }
 
+const char *cli_nl_reason(int err, char *buf, unsigned int len)
+{
+	const char *family = "netlink family " KDEV_MODULE;
+
+	if (err == -ENOENT) {
+		switch (kdev_module_state(NULL, 0)) {
+		case KDEV_MODULE_LOADABLE:
+			snprintf(buf, len, "%s: missing: module " KDEV_MODULE
+				 " is not loaded (modprobe " KDEV_MODULE ")", family);
+			break;
+		case KDEV_MODULE_MISSING:
+			snprintf(buf, len, "%s: missing: module " KDEV_MODULE
+				 " is not installed for this kernel (make install, then modprobe "
+				 KDEV_MODULE ")", family);
+			break;
+		case KDEV_MODULE_LOADED:
+			snprintf(buf, len, "%s: missing although module " KDEV_MODULE
+				 " is loaded (a version without it?)", family);
+			break;
+		}
+	} else if (err == -EPERM) {
+		snprintf(buf, len, "%s: %s (needs root or CAP_NET_ADMIN)", family,
+			 strerror(-err));
+	} else {
+		snprintf(buf, len, "%s: %s", family, strerror(-err));
+	}
+	return buf;
+}
+
+int cli_nl_error(const char *cmd, int err)
+{
+	char why[256];
+
+	fprintf(stderr, HELPER_NAME " %s: %s\n", cmd, cli_nl_reason(err, why, sizeof(why)));
+	return EXIT_FAIL;
+}
+
+void cli_json_string(const char *s)
+{
+	const unsigned char *p;
+
+	putchar('"');
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
 void serve_log(const char *name, const char *fmt, ...)
 {
 	char line[512];

@@ -39,6 +39,17 @@ int cli_open_backend(const char *cmd, const char *path, bool read_only,
  */
 int cli_drop_privileges(const char *cmd, const char *user);
 
+/*
+ * Why the vhost_blk netlink family cannot be asked, from an nlclient.h
+ * -errno: "netlink family vhost_blk: reason (what to do)", in @buf.
+ */
+const char *cli_nl_reason(int err, char *buf, unsigned int len);
+/* Reports it: "vhostblk-setup @cmd: netlink family vhost_blk: ..."; EXIT_FAIL. */
+int cli_nl_error(const char *cmd, int err);
+
+/* @s as a JSON string, quoted and escaped, on standard output. */
+void cli_json_string(const char *s);
+
 /* One log line of serve on stderr: "vhostblk-setup serve: @name: message". */
 void serve_log(const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

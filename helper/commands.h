@@ -15,5 +15,7 @@ int cmd_qemu_args(int argc, char **argv);	/* snippets.c */
 int cmd_libvirt_xml(int argc, char **argv);	/* snippets.c */
 int cmd_exec(int argc, char **argv);		/* fds.c */
 int cmd_send_fds(int argc, char **argv);	/* fds.c */
+int cmd_list(int argc, char **argv);		/* list.c */
+int cmd_stats(int argc, char **argv);		/* stats.c */
 
 #endif /* COMMANDS_H */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <linux/vhost_blk.h>
@@ -18,6 +19,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "kdev.h"
+#include "nlclient.h"
 
 struct feature_name {
 	unsigned int bit;
@@ -67,6 +69,55 @@ static void print_features(uint64_t features, bool json)
 	}
 }
 
+/*
+ * The open devices and the running ones (running or queue-error), from the
+ * netlink family: 0, or its -errno.
+ */
+static int count_devices(unsigned int *open, unsigned int *running)
+{
+	struct nlc_dev *devs;
+	struct nlc *nlc;
+	int i, n;
+
+	n = nlc_open(&nlc);
+	if (n)
+		return n;
+	n = nlc_dev_dump(nlc, &devs);
+	nlc_close(nlc);
+	if (n < 0)
+		return n;
+	*open = n;
+	*running = 0;
+	for (i = 0; i < n; i++)
+		if (devs[i].state == VHOST_BLK_STATE_RUNNING ||
+		    devs[i].state == VHOST_BLK_STATE_QUEUE_ERROR)
+			(*running)++;
+	free(devs);
+	return 0;
+}
+
+/* "devices N open, M running", or why they cannot be counted. */
+static void print_devices(bool json)
+{
+	unsigned int open, running;
+	char why[256];
+	int ret;
+
+	ret = count_devices(&open, &running);
+	if (!ret) {
+		printf(json ? ", \"devices\": {\"open\": %u, \"running\": %u}" :
+			      "devices %u open, %u running\n", open, running);
+		return;
+	}
+	cli_nl_reason(ret, why, sizeof(why));
+	if (json) {
+		printf(", \"devices\": null, \"devices_error\": ");
+		cli_json_string(why);
+	} else {
+		printf("devices unknown: %s\n", why);
+	}
+}
+
 static void print_info(const struct kdev_info *info, bool json)
 {
 	uint64_t backend = BACKEND_FEATURES & ~info->features;
@@ -79,12 +130,15 @@ static void print_info(const struct kdev_info *info, bool json)
 	if (json) {
 		printf("], \"backend_features\": [");
 		print_features(backend, json);
-		printf("]}\n");
+		printf("]");
+		print_devices(json);
+		printf("}\n");
 		return;
 	}
 	printf("\nbackend_features");
 	print_features(backend, json);
 	printf(" (per disk, when its block device supports them; ro: a read-only disk)\n");
+	print_devices(json);
 }
 
 /* Why KDEV_PATH is missing, and what to do: one line. */
@@ -129,8 +183,9 @@ int cmd_info(int argc, char **argv)
 			       "\n"
 			       "Show the ABI version of the loaded vhost_blk module, the virtio\n"
 			       "features its devices offer, and those a device offers only with a\n"
-			       "backend whose block device supports them (--json: one JSON\n"
-			       "object). Does not load the module.\n");
+			       "backend whose block device supports them, and how many devices\n"
+			       "are open and running (from the netlink family, as root; otherwise\n"
+			       "why not) (--json: one JSON object). Does not load the module.\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;

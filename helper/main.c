@@ -10,6 +10,8 @@
  *   libvirt-xml  libvirt domain XML for a served disk
  *   exec         run QEMU with the descriptors of its vhost-blk-pci devices
  *   send-fds     pass those descriptors to a running QEMU, for hot-plug
+ *   list         every open device: state, owner, backend
+ *   stats        what the devices counted, or their rates (--watch)
  *
  * Invoked under a name starting with "vhost-user-blk" (a link), the program
  * is a vhost-user back-end program: the options of `serve` directly, with
@@ -57,6 +59,9 @@ static void usage(FILE *out)
 		"                        disks (%%v, %%b in ARGS; --ro-backend: read-only)\n"
 		"  send-fds --qmp SOCKET --backend DEV --id ID [--shared] [--device-add]\n"
 		"                        pass them to a running QEMU, for hot-plug\n"
+		"  list [--json]         list every open vhost-blk device (root)\n"
+		"  stats [ID] [--queues] [--json] [--watch[=SECONDS]]\n"
+		"                        show what the devices counted (root)\n"
 		"\n"
 		"'" HELPER_NAME " COMMAND --help' describes a command's options.\n"
 		"Exit status: 0 success, 1 failure, 2 usage error.\n");
@@ -88,6 +93,8 @@ int main(int argc, char **argv)
 		{ "libvirt-xml", cmd_libvirt_xml, false },
 		{ "exec", cmd_exec, false },
 		{ "send-fds", cmd_send_fds, false },
+		{ "list", cmd_list, false },
+		{ "stats", cmd_stats, false },
 	};
 	const char *prog = argc ? base_name(argv[0]) : HELPER_NAME;
 	char name[32];

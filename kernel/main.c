@@ -15,6 +15,7 @@
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/sched/signal.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -61,6 +62,14 @@ static unsigned int vhost_blk_exit_wait_ms = 30000;
 module_param_named(exit_wait_ms, vhost_blk_exit_wait_ms, uint, 0644);
 MODULE_PARM_DESC(exit_wait_ms,
 		 "ms the exit of a device's owner waits for its requests in flight before leaving them to the device's release; default 30000");
+
+/*
+ * The module's workqueue: the release's deferred free of a device, and the
+ * reports of a dead owner's requests (vhost_blk_finish_orphans()). With a
+ * rescuer thread, because that owner may be dying for want of memory (the
+ * OOM killer's victim), when a new kworker might not be created.
+ */
+struct workqueue_struct *vhost_blk_wq;
 
 /**
  * vhost_blk_lock() - take the device mutex, once the device has its queues
@@ -109,6 +118,8 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	bvq->mem_used = 0;
 	bvq->mem_wanted = 0;
 	bvq->orphaned = false;
+	WRITE_ONCE(bvq->errors_base,
+		   u64_stats_read(&bvq->stats.c[VHOST_BLK_C_DRIVER_ERRORS]));
 	vhost_vq_set_backend(vq, bvq->blk->backend);
 	ret = vhost_vq_init_access(vq);
 	if (ret) {
@@ -125,8 +136,10 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	 * (the call eventfd was not set yet, a vhost-user back-end was being
 	 * restarted) would otherwise leave the driver waiting for good.
 	 */
-	if (vq->call_ctx.ctx)
+	if (vq->call_ctx.ctx) {
 		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
+		vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_INTERRUPTS);
+	}
 out:
 	mutex_unlock(&vq->mutex);
 	return ret;
@@ -178,6 +191,7 @@ static bool vhost_blk_stop_within(struct vhost_blk *blk, long timeout)
 	struct vhost_virtqueue *vq;
 	unsigned int i;
 
+	WRITE_ONCE(blk->running, false);
 	for (i = 0; i < blk->nvqs; i++) {
 		vq = &blk->vqs[i].vq;
 		mutex_lock(&vq->mutex);
@@ -222,6 +236,7 @@ static int vhost_blk_start(struct vhost_blk *blk)
 			return ret;
 		}
 	}
+	WRITE_ONCE(blk->running, true);
 	return 0;
 }
 
@@ -232,11 +247,15 @@ static int vhost_blk_start(struct vhost_blk *blk)
  */
 static bool vhost_blk_detach_within(struct vhost_blk *blk, long timeout)
 {
+	struct vhost_blk_backend *be = blk->backend;
+
 	if (!vhost_blk_stop_within(blk, timeout))
 		return false;
-	if (blk->backend) {
-		vhost_blk_backend_close(blk->backend);
+	if (be) {
+		spin_lock(&blk->info_lock);
 		blk->backend = NULL;
+		spin_unlock(&blk->info_lock);
+		vhost_blk_backend_close(be);
 	}
 	return true;
 }
@@ -288,7 +307,9 @@ static long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 	}
 	vhost_blk_detach(blk);
 	if (be) {
+		spin_lock(&blk->info_lock);
 		blk->backend = be;
+		spin_unlock(&blk->info_lock);
 		ret = vhost_blk_resume(blk);
 	}
 out:
@@ -323,7 +344,7 @@ static long vhost_blk_set_settings(struct vhost_blk *blk, const u8 *serial,
 	if (serial)
 		memcpy(blk->serial, serial, sizeof(blk->serial));
 	else
-		blk->force_ro = force_ro;
+		WRITE_ONCE(blk->force_ro, force_ro);
 	if (blk->backend)
 		ret = vhost_blk_resume(blk);
 out:
@@ -377,11 +398,20 @@ static int vhost_blk_open(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk;
 
+	int ret;
+
 	blk = kzalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
 	if (!blk)
 		return -ENOMEM;
 	mutex_init(&blk->init_lock);
+	spin_lock_init(&blk->info_lock);
 	blk->nvqs = VHOST_BLK_DEFAULT_QUEUES;
+	ret = vhost_blk_nl_register(blk);
+	if (ret) {
+		mutex_destroy(&blk->init_lock);
+		kfree(blk);
+		return ret;
+	}
 	file->private_data = blk;
 	return 0;
 }
@@ -414,6 +444,7 @@ static int vhost_blk_init_queues(struct vhost_blk *blk)
 		bvq->blk = blk;
 		bvq->vq.handle_kick = vhost_blk_handle_kick;
 		init_llist_head(&bvq->completed);
+		u64_stats_init(&bvq->stats.syncp);
 		vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
 		atomic_set(&bvq->inflight, 0);
 		blk->vq_ptrs[i] = &bvq->vq;
@@ -446,7 +477,7 @@ static long vhost_blk_set_num_queues(struct vhost_blk *blk, u32 __user *argp)
 	if (blk->ready)
 		ret = -EBUSY;
 	else
-		blk->nvqs = num;
+		WRITE_ONCE(blk->nvqs, num);
 	mutex_unlock(&blk->init_lock);
 	return ret;
 }
@@ -502,6 +533,35 @@ static int vhost_blk_file_flush(struct file *file, fl_owner_t id)
 	return 0;
 }
 
+/*
+ * Replaces the owner's thread group (NULL: none) and puts the old one's
+ * reference; the command name is the caller's, who becomes the owner. Caller
+ * holds dev.mutex, or the last reference to the file.
+ */
+static void vhost_blk_set_owner_pid(struct vhost_blk *blk, struct pid *owner)
+{
+	struct pid *old;
+
+	spin_lock(&blk->info_lock);
+	old = blk->owner;
+	WRITE_ONCE(blk->owner, owner);
+	if (owner)
+		get_task_comm(blk->owner_comm, current);
+	spin_unlock(&blk->info_lock);
+	put_pid(old);
+}
+
+/* Frees a released device, once no netlink reader can be looking at it. */
+static void vhost_blk_free(struct work_struct *work)
+{
+	struct vhost_blk *blk = container_of(to_rcu_work(work), struct vhost_blk,
+					     free_work);
+
+	kfree(blk->vq_ptrs);
+	kvfree(blk->vqs);
+	kfree(blk);
+}
+
 static int vhost_blk_release(struct inode *inode, struct file *file)
 {
 	struct vhost_blk *blk = file->private_data;
@@ -515,11 +575,11 @@ static int vhost_blk_release(struct inode *inode, struct file *file)
 		vhost_dev_cleanup(&blk->dev);
 	}
 	mem_cgroup_put(blk->memcg);
-	put_pid(blk->owner);
-	kfree(blk->vq_ptrs);
-	kvfree(blk->vqs);
+	vhost_blk_set_owner_pid(blk, NULL);
 	mutex_destroy(&blk->init_lock);
-	kfree(blk);
+	vhost_blk_nl_unregister(blk);
+	INIT_RCU_WORK(&blk->free_work, vhost_blk_free);
+	queue_rcu_work(vhost_blk_wq, &blk->free_work);
 	return 0;
 }
 
@@ -568,6 +628,9 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		blk->vqs[i].vq.acked_features = features;
 		mutex_unlock(&blk->vqs[i].vq.mutex);
 	}
+	spin_lock(&blk->info_lock);
+	blk->features = features;
+	spin_unlock(&blk->info_lock);
 	if (restart)
 		ret = vhost_blk_resume(blk);
 out:
@@ -604,8 +667,10 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	vhost_dev_reset_owner(&blk->dev, umem);
 	mem_cgroup_put(blk->memcg);
 	blk->memcg = NULL;
-	put_pid(blk->owner);
-	blk->owner = NULL;
+	vhost_blk_set_owner_pid(blk, NULL);
+	spin_lock(&blk->info_lock);
+	blk->features = 0;
+	spin_unlock(&blk->info_lock);
 out:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -629,7 +694,7 @@ static long vhost_blk_set_owner(struct vhost_blk *blk, void __user *argp)
 	ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_OWNER, argp);
 	if (!ret) {
 		blk->memcg = get_mem_cgroup_from_mm(current->mm);
-		blk->owner = get_pid(task_tgid(current));
+		vhost_blk_set_owner_pid(blk, get_pid(task_tgid(current)));
 	}
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -779,6 +844,17 @@ static long vhost_blk_ioctl(struct file *file, unsigned int ioctl,
 	}
 }
 
+/*
+ * /proc/PID/fdinfo/FD: the device's id in the netlink family, for the owner
+ * to find its own devices there.
+ */
+static void vhost_blk_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct vhost_blk *blk = file->private_data;
+
+	seq_printf(m, "vhost-blk-id:\t%u\n", blk->id);
+}
+
 static const struct file_operations vhost_blk_fops = {
 	.owner		= THIS_MODULE,
 	.open		= vhost_blk_open,
@@ -787,6 +863,7 @@ static const struct file_operations vhost_blk_fops = {
 	.llseek		= noop_llseek,
 	.unlocked_ioctl	= vhost_blk_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
+	.show_fdinfo	= vhost_blk_show_fdinfo,
 };
 
 static struct miscdevice vhost_blk_misc = {
@@ -800,16 +877,21 @@ static int __init vhost_blk_init(void)
 {
 	int ret;
 
-	ret = vhost_blk_request_init();
+	vhost_blk_wq = alloc_workqueue("vhost_blk", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!vhost_blk_wq)
+		return -ENOMEM;
+	ret = vhost_blk_netlink_init();
 	if (ret)
-		return ret;
+		goto err_wq;
 	ret = misc_register(&vhost_blk_misc);
 	if (ret)
-		goto err_request;
+		goto err_netlink;
 	return 0;
 
-err_request:
-	vhost_blk_request_exit();
+err_netlink:
+	vhost_blk_netlink_exit();
+err_wq:
+	destroy_workqueue(vhost_blk_wq);
 	return ret;
 }
 module_init(vhost_blk_init);
@@ -817,7 +899,10 @@ module_init(vhost_blk_init);
 static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
-	vhost_blk_request_exit();
+	vhost_blk_netlink_exit();
+	/* The frees of the last devices wait for a grace period first. */
+	rcu_barrier();
+	destroy_workqueue(vhost_blk_wq);
 }
 module_exit(vhost_blk_exit);
 

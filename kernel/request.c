@@ -32,15 +32,21 @@
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/kthread.h>
+#include <linux/log2.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
+#include <linux/virtio_ring.h>
 #include <linux/workqueue.h>
 
 #include "vhost_blk.h"
+
+#define CREATE_TRACE_POINTS
+#include "trace.h"
 
 /* Not a virtio-blk status: the request's I/O is submitted, it ends later. */
 #define VHOST_BLK_IN_FLIGHT	0xff
@@ -62,6 +68,35 @@
  * than its length fills, must fit.
  */
 #define VHOST_BLK_MAX_VECS	(VHOST_BLK_SEG_MAX * (VHOST_BLK_SIZE_MAX / PAGE_SIZE + 1))
+
+/* What a request of virtio-blk type @type is counted as. */
+static u8 vhost_blk_kind(u32 type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		return VHOST_BLK_KIND_IN;
+	case VIRTIO_BLK_T_OUT:
+		return VHOST_BLK_KIND_OUT;
+	case VIRTIO_BLK_T_FLUSH:
+		return VHOST_BLK_KIND_FLUSH;
+	case VIRTIO_BLK_T_GET_ID:
+		return VHOST_BLK_KIND_GET_ID;
+	case VIRTIO_BLK_T_DISCARD:
+		return VHOST_BLK_KIND_DISCARD;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return VHOST_BLK_KIND_WRITE_ZEROES;
+	case VIRTIO_BLK_T_SECURE_ERASE:
+		return VHOST_BLK_KIND_SECURE_ERASE;
+	default:
+		return VHOST_BLK_KIND_OTHER;
+	}
+}
+
+/* Counts a chain refused as malformed. Caller holds the queue mutex. */
+static void vhost_blk_count_driver_error(struct vhost_blk_vq *bvq)
+{
+	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_DRIVER_ERRORS);
+}
 
 static void vhost_blk_req_done(struct vhost_blk_req *req)
 {
@@ -583,6 +618,11 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 
 	req->head = head;
 	req->status = VIRTIO_BLK_S_OK;
+	req->kind = VHOST_BLK_KIND_OTHER;
+	req->type = 0;
+	req->sector = 0;
+	req->data_len = 0;
+	req->start_ns = ktime_get_ns();
 	req->to_guest = false;
 	req->bounced = false;
 	req->logged = false;
@@ -596,6 +636,7 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
 	if (!req->status_addr) {
 		vq_err(vq, "vhost-blk: request %u has no status byte\n", head);
+		vhost_blk_count_driver_error(bvq);
 		goto start;
 	}
 	/* The status byte is logged whatever else happens. */
@@ -610,16 +651,21 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
 	parsed = true;
+	req->kind = vhost_blk_kind(type);
+	req->type = type;
+	req->sector = sector;
 
 	/* Reads and writes that will reach the device, and what they allocate. */
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		req->to_guest = true;
+		req->data_len = iov_iter_count(&in_iter);
 		ok = !iov_iter_count(&hdr_iter) && vhost_blk_rw_ok(be, sector, &in_iter);
 		if (ok)
 			mem = vhost_blk_rw_mem(req, be, &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
+		req->data_len = iov_iter_count(&hdr_iter);
 		ok = !in_len && !bvq->blk->force_ro &&
 		     !vhost_blk_backend_read_only(be) &&
 		     vhost_blk_rw_ok(be, sector, &hdr_iter);
@@ -641,6 +687,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 start:
 	atomic_inc(&bvq->inflight);
 	req->busy = true;
+	trace_req_start(bvq->blk->id, bvq - bvq->blk->vqs, head, req->type,
+			req->sector, req->data_len);
 	if (!req->status_addr)
 		goto done;
 	/* Without a whole header the answer is IOERR. */
@@ -721,6 +769,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (!be)
 		goto out;
 
+	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_KICKS);
+	/* The worker that serves the queue, for the netlink family. */
+	if (unlikely(READ_ONCE(bvq->worker_tid) != current->pid))
+		WRITE_ONCE(bvq->worker_tid, current->pid);
 	old_memcg = set_active_memcg(bvq->blk->memcg);
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	vhost_disable_notify(vq->dev, vq);
@@ -728,8 +780,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	do {
 		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
 					 &out, &in, log, &log_num);
-		if (unlikely(head < 0))
+		/* The core refused the chain (and said why with vq_err()). */
+		if (unlikely(head < 0)) {
+			vhost_blk_count_driver_error(bvq);
 			break;
+		}
 		if (head == vq->num) {
 			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
 				vhost_disable_notify(vq->dev, vq);
@@ -740,6 +795,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		/* A head is the driver's until the device returns it. */
 		if (unlikely(bvq->reqs[head].busy)) {
 			vq_err(vq, "vhost-blk: head %d is already in flight\n", head);
+			vhost_blk_count_driver_error(bvq);
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}
@@ -756,8 +812,13 @@ out:
 	mutex_unlock(&vq->mutex);
 }
 
-/* Releases what a request holds; returns the used length to report. */
-static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
+/*
+ * Releases what a request holds; returns the used length to report. A
+ * status byte that cannot be written (the driver unmapped it) counts in
+ * @counts as a driver error.
+ */
+static u32 vhost_blk_req_finish(struct vhost_blk_req *req,
+				struct vhost_blk_counts *counts)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct vhost_virtqueue *vq = &bvq->vq;
@@ -767,9 +828,11 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	if (req->nvecs)
 		vhost_blk_release_pages(req);
 	if (req->status_addr) {
-		if (put_user(req->status, req->status_addr))
+		if (put_user(req->status, req->status_addr)) {
 			vq_err(vq, "vhost-blk: cannot write status of request %u\n",
 			       req->head);
+			counts->c[VHOST_BLK_C_DRIVER_ERRORS]++;
+		}
 		len = 1 + (req->status == VIRTIO_BLK_S_OK ? req->written : 0);
 	}
 	/* The data, then the status byte: log them, then the used ring. */
@@ -787,6 +850,99 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req)
 	return len;
 }
 
+/*
+ * Counts a request on its way to the used ring in @counts, its time since
+ * it left the avail ring measured against @now.
+ */
+static void vhost_blk_count_req(struct vhost_blk_counts *counts,
+				const struct vhost_blk_req *req, u64 now)
+{
+	u64 us = (now - req->start_ns) / NSEC_PER_USEC;
+	unsigned int bucket = us > 1 ? ilog2(us) : 0;
+	u64 *c = counts->c;
+
+	c[VHOST_BLK_C_REQ + req->kind]++;
+	switch (req->status) {
+	case VIRTIO_BLK_S_OK:
+		if (req->kind == VHOST_BLK_KIND_IN)
+			c[VHOST_BLK_C_SECTORS_READ] += req->data_len >> SECTOR_SHIFT;
+		else if (req->kind == VHOST_BLK_KIND_OUT)
+			c[VHOST_BLK_C_SECTORS_WRITTEN] += req->data_len >> SECTOR_SHIFT;
+		break;
+	case VIRTIO_BLK_S_UNSUPP:
+		c[VHOST_BLK_C_ERR_UNSUPP]++;
+		break;
+	default:
+		c[VHOST_BLK_C_ERR_IOERR]++;
+		break;
+	}
+	if (req->bounced) {
+		c[VHOST_BLK_C_BOUNCED_REQS]++;
+		c[VHOST_BLK_C_BOUNCED_BYTES] += req->data_len;
+	}
+	c[VHOST_BLK_C_LATENCY + min(bucket, VHOST_BLK_LAT_BUCKETS - 1)]++;
+}
+
+/*
+ * Whether the driver wants an interrupt for the used entries just added:
+ * the rule of virtio (event index, or the NO_INTERRUPT flag) that the vhost
+ * core applies in vhost_notify() without telling whether it signalled,
+ * which the interrupt counter needs. The core reads the avail ring through
+ * its IOTLB; the device offers neither VIRTIO_F_ACCESS_PLATFORM nor
+ * VHOST_BACKEND_F_IOTLB_MSG_V2, so the ring is a plain address of the
+ * owner's, which the caller runs in. Caller holds the queue mutex.
+ */
+static bool vhost_blk_need_signal(struct vhost_virtqueue *vq)
+{
+	__virtio16 flags, event;
+	u16 old, new;
+	bool valid;
+
+	/* The used index is visible before the driver's wishes are read. */
+	smp_mb();
+	if (vhost_has_feature(vq, VIRTIO_F_NOTIFY_ON_EMPTY) &&
+	    unlikely(vq->avail_idx == vq->last_avail_idx))
+		return true;
+	if (!vhost_has_feature(vq, VIRTIO_RING_F_EVENT_IDX)) {
+		if (get_user(flags, &vq->avail->flags)) {
+			vq_err(vq, "vhost-blk: cannot read avail flags\n");
+			return true;
+		}
+		return !(flags & cpu_to_vhost16(vq, VRING_AVAIL_F_NO_INTERRUPT));
+	}
+	old = vq->signalled_used;
+	valid = vq->signalled_used_valid;
+	new = vq->last_used_idx;
+	vq->signalled_used = new;
+	vq->signalled_used_valid = true;
+	if (unlikely(!valid))
+		return true;
+	/* used_event follows the avail ring's entries. */
+	if (get_user(event, &vq->avail->ring[vq->num])) {
+		vq_err(vq, "vhost-blk: cannot read used event\n");
+		return true;
+	}
+	return vring_need_event(vhost16_to_cpu(vq, event), new, old);
+}
+
+/*
+ * Adds @n used entries and signals the driver when it wants that, counting
+ * both in @counts. Caller holds the queue mutex.
+ */
+static void vhost_blk_add_used(struct vhost_blk_vq *bvq,
+			       struct vring_used_elem *heads, unsigned int n,
+			       struct vhost_blk_counts *counts)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	vhost_add_used_n(vq, heads, n);
+	counts->c[VHOST_BLK_C_USED_BATCHES]++;
+	if (vq->call_ctx.ctx && vhost_blk_need_signal(vq)) {
+		vhost_blk_eventfd_signal(vq->call_ctx.ctx);
+		counts->c[VHOST_BLK_C_INTERRUPTS]++;
+	}
+}
+
 /**
  * vhost_blk_complete_work() - report completed requests in the used ring
  * @work: the queue's completion work, run on the queue's worker
@@ -801,26 +957,34 @@ void vhost_blk_complete_work(struct vhost_work *work)
 						complete_work);
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vring_used_elem *heads = vq->heads;
+	struct vhost_blk_counts counts = {};
 	struct vhost_blk_req *req, *tmp;
 	struct llist_node *done;
 	int n = 0, total = 0;
+	u64 now;
 
 	done = llist_del_all(&bvq->completed);
 	if (!done)
 		return;
 
 	mutex_lock(&vq->mutex);
+	now = ktime_get_ns();
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
 		heads[n].id = cpu_to_vhost32(vq, req->head);
-		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req));
+		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req, &counts));
+		vhost_blk_count_req(&counts, req, now);
+		trace_req_done(bvq->blk->id, bvq - bvq->blk->vqs, req->head,
+			       req->type, req->sector, req->data_len,
+			       req->status, now - req->start_ns);
 		if (++n == vq->dev->iov_limit) {
-			vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+			vhost_blk_add_used(bvq, heads, n, &counts);
 			total += n;
 			n = 0;
 		}
 	}
 	if (n)
-		vhost_add_used_and_signal_n(vq->dev, vq, heads, n);
+		vhost_blk_add_used(bvq, heads, n, &counts);
+	vhost_blk_stats_add(&bvq->stats, &counts);
 	if (bvq->mem_wanted && vhost_blk_mem_fits(bvq, bvq->mem_wanted)) {
 		bvq->mem_wanted = 0;
 		vhost_poll_queue(&vq->poll);
@@ -836,13 +1000,6 @@ struct vhost_blk_orphans {
 	struct work_struct work;
 	struct vhost_blk_vq *bvq;
 };
-
-/*
- * Where vhost_blk_finish_orphans() reports: with a rescuer thread, because
- * the owner whose completions it reports may be dying for want of memory
- * (the OOM killer's victim), when a new kworker might not be created.
- */
-static struct workqueue_struct *vhost_blk_orphans_wq;
 
 static void vhost_blk_orphans_work(struct work_struct *work)
 {
@@ -877,29 +1034,8 @@ void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 
 	lockdep_assert_held(&bvq->blk->dev.mutex);
 	INIT_WORK_ONSTACK(&orphans.work, vhost_blk_orphans_work);
-	queue_work(vhost_blk_orphans_wq, &orphans.work);
+	queue_work(vhost_blk_wq, &orphans.work);
 	flush_work(&orphans.work);
 	destroy_work_on_stack(&orphans.work);
 }
 
-/**
- * vhost_blk_request_init() - set up what requests need, at module load
- *
- * Return: 0 or -ENOMEM.
- */
-int vhost_blk_request_init(void)
-{
-	vhost_blk_orphans_wq = alloc_workqueue("vhost_blk_orphans",
-					       WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	return vhost_blk_orphans_wq ? 0 : -ENOMEM;
-}
-
-/**
- * vhost_blk_request_exit() - undo vhost_blk_request_init(), at module unload
- *
- * No device is left then, so no work is queued.
- */
-void vhost_blk_request_exit(void)
-{
-	destroy_workqueue(vhost_blk_orphans_wq);
-}

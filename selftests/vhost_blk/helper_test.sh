@@ -99,10 +99,10 @@ echo "TAP version 13"
 check "version names the ABI" 0 '^vhostblk-setup [0-9.]+ \(ABI [0-9]+\)$' "$helper" --version
 check "help lists the commands" 0 'info' "$helper" --help
 check "info reports ABI version, features, and those that depend on the backend apart" 0 \
-	$'^abi_version 2\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1\nbackend_features ro discard write_zeroes secure_erase \\(per disk, when its block device supports them; ro: a read-only disk\\)$' \
+	$'^abi_version 2\nfeatures size_max seg_max blk_size flush topology mq log_all indirect_desc event_idx version_1\nbackend_features ro discard write_zeroes secure_erase \\(per disk, when its block device supports them; ro: a read-only disk\\)\ndevices 0 open, 0 running$' \
 	"$helper" info
 check "info --json is one object with the same" 0 \
-	'^\{"abi_version": 2, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\], "backend_features": \["ro", "discard", "write_zeroes", "secure_erase"\]\}$' \
+	'^\{"abi_version": 2, "features": \["size_max", "seg_max", "blk_size", "flush", "topology", "mq", "log_all", "indirect_desc", "event_idx", "version_1"\], "backend_features": \["ro", "discard", "write_zeroes", "secure_erase"\], "devices": \{"open": 0, "running": 0\}\}$' \
 	"$helper" info --json
 check "no command is a usage error" 2 '' "$helper"
 check_usage "unknown command is a usage error naming it" \
@@ -114,7 +114,7 @@ check_usage "a missing option value is named after the command" \
 	"^vhostblk-setup serve: option '--backend' requires an argument$" "$helper" serve --backend
 check "help shows exec's --ro-backend" 0 'exec \(--backend DEV \| --ro-backend DEV\)' "$helper" --help
 
-for cmd in info check serve qemu-args libvirt-xml; do
+for cmd in info check serve qemu-args libvirt-xml list stats; do
 	check "$cmd --help shows its usage" 0 "^Usage: vhostblk-setup $cmd" "$helper" "$cmd" --help
 done
 check "help lists every command" 0 'check.*serve.*qemu-args.*libvirt-xml' "$helper" --help
@@ -440,6 +440,12 @@ check_err "serve --user refuses an unknown user" "serve: --user nosuchuser: no s
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/user.sock" --user nosuchuser
 kdev_mode=$(stat -c '%a %g' /dev/vhost-blk)
 chgrp nogroup /dev/vhost-blk && chmod 0660 /dev/vhost-blk
+check "info as a user without CAP_NET_ADMIN says why it cannot count the devices" 0 \
+	$'\nbackend_features .*\ndevices unknown: netlink family vhost_blk: Operation not permitted \\(needs root or CAP_NET_ADMIN\\)$' \
+	setpriv "${as_nobody[@]}" "$helper" info
+check "and so does info --json" 0 \
+	', "devices": null, "devices_error": "netlink family vhost_blk: Operation not permitted \(needs root or CAP_NET_ADMIN\)"\}$' \
+	setpriv "${as_nobody[@]}" "$helper" info --json
 serve_bg user --user nobody
 check "serve --user runs as the user, all its ids and groups" 0 \
 	$'^Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t65534 ?$' \
@@ -696,6 +702,151 @@ check "and passes QEMU a loop device for it" 0 'getfd \{"fdname": "d2-backendfd"
 	cat "$links/qmp-img.log"
 check "which goes when QEMU exits" 0 '' no_loop "$img"
 
+# list and stats: the vhost_blk netlink family. Devices of two serve
+# processes, each with a front-end that stays connected (the device is
+# set up, owned by serve and running, at the connection), and one that
+# exec opens and nobody owns.
+# hold_client SOCK: a front-end that connects and stays until killed.
+hold_client() {
+	exec python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(3600)
+' "$1"
+}
+# wait_log FILE REGEX: waits up to 10 s for a line of FILE to match.
+wait_log() {
+	for _ in $(seq 100); do grep -Eq "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+	return 1
+}
+# dev_id PATTERN: the id of the device whose list line matches PATTERN.
+dev_id() {
+	"$helper" list | awk -v p="$1" '$0 ~ p { print $1 }'
+}
+check "list with no device prints nothing" 0 '^$' "$helper" list
+check "list --json with no device is an empty array" 0 '^\[\]$' "$helper" list --json
+check "stats with no device prints nothing" 0 '^$' "$helper" stats
+check "stats --json with no device is an empty array" 0 '^\[\]$' "$helper" stats --json
+check_usage "list takes no argument" "^vhostblk-setup list: unexpected argument 'x'$" "$helper" list x
+check_usage "stats refuses an ID that is not a number" \
+	"^vhostblk-setup stats: ID: 'abc' is not a number in 1\.\.4294967295$" "$helper" stats abc
+check_usage "stats refuses ID 0" "^vhostblk-setup stats: ID: '0' is not a number in 1\.\.4294967295$" \
+	"$helper" stats 0
+check_usage "stats takes one ID" "^vhostblk-setup stats: unexpected argument '2'$" "$helper" stats 1 2
+check_usage "stats --watch refuses 0 seconds" \
+	"^vhostblk-setup stats: --watch: '0' is not a number in 1\.\.3600$" "$helper" stats --watch=0
+check_usage "stats names an unknown option" "^vhostblk-setup stats: unrecognized option '--frob'$" \
+	"$helper" stats --frob
+check_err "stats of an id no device has says so" "^vhostblk-setup stats: device 4000000: no such device$" \
+	"$helper" stats 4000000
+check "and fails with status 1" 1 '' "$helper" stats --json 4000000
+check_err "list without CAP_NET_ADMIN says it needs root" \
+	"^vhostblk-setup list: netlink family vhost_blk: Operation not permitted \(needs root or CAP_NET_ADMIN\)$" \
+	setpriv "${as_nobody[@]}" "$helper" list
+check_err "so does stats" "^vhostblk-setup stats: netlink family vhost_blk: Operation not permitted \(needs root or CAP_NET_ADMIN\)$" \
+	setpriv "${as_nobody[@]}" "$helper" stats
+
+serve_bg l1
+l1_pid=$bg_pid
+hold_client "$links/l1.sock" &
+h1_pid=$!
+wait_log "$links/l1.log" 'front-end connected'
+rm -f "$links/l2.sock"
+"$helper" serve --backend "$loop_ro" --read-only --num-queues 2 --socket "$links/l2.sock" \
+	2> "$links/l2.log" &
+l2_pid=$!
+wait_sock "$links/l2.sock"
+hold_client "$links/l2.sock" &
+h2_pid=$!
+wait_log "$links/l2.log" 'front-end connected'
+"$helper" exec --shared --backend "$loop_rw" -- sh -c 'exec sleep 600' sh %v %b &
+ex_pid=$!
+for _ in $(seq 100); do [ "$(readlink "/proc/$ex_pid/exe")" != "$helper" ] && break; sleep 0.1; done
+rw=${loop_rw#/dev/}
+ro=${loop_ro#/dev/}
+rw_dev=$(cat "/sys/block/$rw/dev")
+ro_dev=$(cat "/sys/block/$ro/dev")
+check "list shows serve's device running, owned by serve, its backend read-write" 0 \
+	"(^|
+)[0-9]+ +running +$l1_pid +vhostblk-setup +$rw +$rw_dev +rw +1(
+|\$)" "$helper" list
+check "and the other serve's, read-only, with 2 queues" 0 \
+	"(^|
+)[0-9]+ +running +$l2_pid +vhostblk-setup +$ro +$ro_dev +ro +2(
+|\$)" "$helper" list
+check "and exec's as no-owner, with the default 16 queues" 0 \
+	"(^|
+)[0-9]+ +no-owner +- +- +- +- +- +16(
+|\$)" "$helper" list
+check "three lines in all, ids in order" 0 '^3 sorted$' \
+	sh -c '"$1" list | awk "{ print \$1 }" > "$2/ids"; echo "$(wc -l < "$2/ids") $(sort -n -c "$2/ids" && echo sorted)"' \
+	sh "$helper" "$links"
+check "list --json has the same, every key in every object" 0 \
+	"^no-owner None None None None None None 16
+running $l1_pid vhostblk-setup $rw ${rw_dev%:*} ${rw_dev#*:} False 1
+running $l2_pid vhostblk-setup $ro ${ro_dev%:*} ${ro_dev#*:} True 2\$" \
+	sh -c '"$1" list --json | python3 -c "
+import json, sys
+devs = json.load(sys.stdin)
+keys = [\"id\", \"state\", \"owner_pid\", \"owner_comm\", \"backend\", \"backend_major\",
+        \"backend_minor\", \"read_only\", \"num_queues\", \"features\"]
+assert all(sorted(d) == sorted(keys) for d in devs), devs
+assert [d[\"id\"] for d in devs] == sorted(d[\"id\"] for d in devs)
+for d in sorted(devs, key=lambda d: (d[\"state\"], d[\"owner_pid\"] or 0)):
+    print(*[d[k] for k in keys[1:-1]])
+"' sh "$helper"
+check "info counts the open and the running devices" 0 $'\ndevices 3 open, 2 running$' "$helper" info
+id1=$(dev_id " $l1_pid ")
+id2=$(dev_id " $l2_pid ")
+check "stats ID prints a header and the device's total" 0 \
+	"^ID +QUEUE +REQUESTS +READS +WRITES +FLUSHES +OTHER +ERRORS +READ_MiB +WRITE_MiB +INFLIGHT +MEAN_us +P99_us
+$id2 +all +0 +0 +0 +0 +0 +0 +0\.0 +0\.0 +0 +- +-\$" "$helper" stats "$id2"
+check "stats --queues adds a line per queue" 0 "
+$id2 +all .*
+$id2 +0 .*
+$id2 +1 .*\$" "$helper" stats --queues "$id2"
+check "stats takes its options after the ID too" 0 "^\[\{\"id\": $id2, " "$helper" stats "$id2" --json
+check "stats without ID shows every device" 0 "^3\$" sh -c '"$1" stats | grep -c " all "' sh "$helper"
+check "stats --json ID is an array of one device, its total and each queue" 0 "^$id2 2 0 0 None\$" \
+	sh -c '"$1" stats --json "$2" | python3 -c "
+import json, sys
+s = json.load(sys.stdin)
+assert len(s) == 1
+d = s[0]
+assert len(d[\"total\"][\"latency_hist\"]) == 24
+print(d[\"id\"], len(d[\"queues\"]), d[\"total\"][\"requests\"], d[\"queues\"][1][\"queue\"] - 1, d[\"total\"][\"lat_p99_us\"])
+"' sh "$helper" "$id2"
+# --watch: a header per interval until SIGINT (status 0), or until the
+# device watched is closed (status 1, one message).
+"$helper" stats --watch=1 "$id1" > "$links/watch.out" 2> "$links/watch.err" &
+w_pid=$!
+wait_log "$links/watch.out" '^ID +QUEUE +IOPS'
+kill -INT "$w_pid"; wait "$w_pid"
+check "stats --watch prints intervals and exits with 0 on SIGINT" 0 "^ID +QUEUE +IOPS +READ_IOPS +WRITE_IOPS +READ_MiB/s +WRITE_MiB/s +MEAN_us +P99_us
+$id1 +all +0\.0 +0\.0 +0\.0 +0\.00 +0\.00 +- +-(
+|\$)" sh -c 'cat "$2"; exit "$1"' sh "$?" "$links/watch.out"
+"$helper" stats --watch=1 --json "$id2" > "$links/watch.out" 2> "$links/watch.err" &
+w_pid=$!
+wait_log "$links/watch.out" '^\{"interval_s"'
+kill "$h2_pid"; wait "$h2_pid"
+wait "$w_pid"
+check "stats --watch ends with 1 when its device is closed" 1 '' sh -c 'exit "$1"' sh "$?"
+check "and says so in one line" 0 "^vhostblk-setup stats: device $id2: closed\$" cat "$links/watch.err"
+check "its --json intervals are JSON objects, one per line" 0 "^ok\$" sh -c 'python3 -c "
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    assert o[\"devices\"][0][\"id\"] == int(sys.argv[2]) and len(o[\"devices\"][0][\"queues\"]) == 2
+print(\"ok\")
+" "$1" "$2"' sh "$links/watch.out" "$id2"
+check "a closed device is gone from list" 0 "^2 0\$" \
+	sh -c '"$1" list | wc -l | tr "\n" " "; "$1" list | grep -c "^$2 " || true' sh "$helper" "$id2"
+check_err "and from stats" "^vhostblk-setup stats: device $id2: no such device$" "$helper" stats "$id2"
+kill "$h1_pid" "$ex_pid" 2>/dev/null; wait "$h1_pid" "$ex_pid"
+kill -TERM "$l1_pid" "$l2_pid"; wait "$l1_pid" "$l2_pid"
+check "no device is left" 0 '^$' "$helper" list
+
 # Loading the module on demand (libkmod): a module tree with the vhost core
 # and the vhost_blk.ko under test, mounted over the running kernel's while
 # the module is unloaded; then without it, the message when it cannot load.
@@ -720,6 +871,13 @@ check_err "info without the module says to load it" \
 	"^vhostblk-setup info: /dev/vhost-blk: missing: module vhost_blk is not loaded \(modprobe vhost_blk\)$" \
 	"$helper" info
 check "and fails with status 1" 1 '' "$helper" info --json
+check_err "list without the module says to load it" \
+	"^vhostblk-setup list: netlink family vhost_blk: missing: module vhost_blk is not loaded \(modprobe vhost_blk\)$" \
+	"$helper" list
+check "and fails with status 1" 1 '' "$helper" list --json
+check_err "so does stats" \
+	"^vhostblk-setup stats: netlink family vhost_blk: missing: module vhost_blk is not loaded \(modprobe vhost_blk\)$" \
+	"$helper" stats --watch
 check "check says serve loads the module" 0 \
 	"ok   module vhost_blk: not loaded; serve loads /lib/modules/$kver_re/extra/vhost_blk.ko" \
 	"$helper" check
@@ -736,6 +894,9 @@ rmmod vhost_blk
 check_err "info without the module installed says to install it" \
 	"^vhostblk-setup info: /dev/vhost-blk: missing: module vhost_blk is not installed for this kernel \(make install, then modprobe vhost_blk\)$" \
 	"$helper" info
+check_err "list without the module installed says to install it" \
+	"^vhostblk-setup list: netlink family vhost_blk: missing: module vhost_blk is not installed for this kernel \(make install, then modprobe vhost_blk\)$" \
+	"$helper" list
 check "check fails when the module is neither loaded nor installed" 1 \
 	'^FAIL module vhost_blk: not loaded and not installed for this kernel' "$helper" check
 check_err "serve says why when the module cannot be loaded" \

@@ -56,14 +56,6 @@
 #define F_EVENT_IDX	(1ULL << VIRTIO_RING_F_EVENT_IDX)
 #define F_INDIRECT	(1ULL << VIRTIO_RING_F_INDIRECT_DESC)
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(unsigned int ms)
 {
 	usleep(ms * 1000);
@@ -119,10 +111,10 @@ static unsigned int open_fds(void)
  */
 static int wait_released(long refs, pid_t pid)
 {
-	int64_t deadline = now_ms() + RELEASE_MS;
+	int64_t deadline = vblk_now_ms() + RELEASE_MS;
 
 	while (null_blk_refs() != refs || vhost_workers(pid)) {
-		if (now_ms() > deadline)
+		if (vblk_now_ms() > deadline)
 			return -ETIMEDOUT;
 		sleep_ms(10);
 	}
@@ -219,7 +211,7 @@ static int submit_load(struct vblk_dev *dev, struct load *l, uint64_t seed,
 /* Waits until the device took every published request of every queue. */
 static int wait_taken(struct vblk_dev *dev)
 {
-	int64_t deadline = now_ms() + VBLK_TIMEOUT_MS;
+	int64_t deadline = vblk_now_ms() + VBLK_TIMEOUT_MS;
 	unsigned int i;
 	uint16_t idx;
 	int ret;
@@ -231,7 +223,7 @@ static int wait_taken(struct vblk_dev *dev)
 			ret = vblk_queue_device_avail(q, &idx);
 			if (ret || idx == q->avail_idx)
 				break;
-			if (now_ms() > deadline)
+			if (vblk_now_ms() > deadline)
 				return -ETIMEDOUT;
 			sleep_ms(1);
 		}
@@ -718,8 +710,8 @@ static void lose_guest_memory(struct __test_metadata *_metadata,
 	start_load(_metadata, self, variant, seed);
 	ASSERT_EQ(0, vanish(&self->dev.mem));
 	/* From here on, nothing may touch the rings: only the eventfds. */
-	deadline = now_ms() + VBLK_TIMEOUT_MS;
-	while (!errors && now_ms() < deadline) {
+	deadline = vblk_now_ms() + VBLK_TIMEOUT_MS;
+	while (!errors && vblk_now_ms() < deadline) {
 		sleep_ms(10);
 		for (i = 0; i < NQUEUES; i++)
 			errors += vblk_queue_errors(&self->dev.queues[i]);

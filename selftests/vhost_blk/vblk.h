@@ -438,6 +438,10 @@ void vblk_threads_run_ns_settled(const pid_t *tids, unsigned int n,
 				 unsigned long long *ns);
 /* Whether the running kernel is release @major.@minor or later. */
 bool vblk_kernel_at_least(unsigned int major, unsigned int minor);
+/* The netlink family's id of the open device @fd (its fdinfo); 0 if none. */
+uint32_t vblk_dev_id(int fd);
+/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
+int64_t vblk_now_ms(void);
 /* Writes @val to the file @path. */
 int vblk_write_file(const char *path, const char *val);
 /* The first line of the file @path, without its newline, in @buf. */

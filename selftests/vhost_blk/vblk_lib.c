@@ -45,7 +45,7 @@ static int neg_errno(void)
 	return errno ? -errno : -EIO;
 }
 
-static int64_t now_ms(void)
+int64_t vblk_now_ms(void)
 {
 	struct timespec ts;
 
@@ -369,7 +369,7 @@ static int pop_used(struct vblk_queue *q, struct vring_used_elem *elem)
 int vblk_queue_wait_used(struct vblk_queue *q, struct vring_used_elem *elem,
 			 int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vblk_now_ms() + timeout_ms;
 	struct pollfd pfd = { .fd = q->call_fd, .events = POLLIN };
 	uint64_t v;
 	int ret;
@@ -388,7 +388,7 @@ int vblk_queue_wait_used(struct vblk_queue *q, struct vring_used_elem *elem,
 			if (ret)
 				return ret < 0 ? ret : 0;
 		}
-		timeout_ms = deadline - now_ms();
+		timeout_ms = deadline - vblk_now_ms();
 		if (timeout_ms <= 0)
 			return -ETIMEDOUT;
 		ret = poll(&pfd, 1, timeout_ms);
@@ -630,12 +630,12 @@ int vblk_reap(struct vblk_queue *q, struct vblk_req **out, int timeout_ms)
 
 int vblk_wait(struct vblk_queue *q, struct vblk_req *req, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vblk_now_ms() + timeout_ms;
 	struct vblk_req *done;
 	int ret;
 
 	while (!req->done) {
-		ret = vblk_reap(q, &done, deadline - now_ms());
+		ret = vblk_reap(q, &done, deadline - vblk_now_ms());
 		if (ret)
 			return ret;
 	}
@@ -1396,6 +1396,23 @@ int vblk_write_file(const char *path, const char *val)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+uint32_t vblk_dev_id(int fd)
+{
+	char path[64], line[128];
+	unsigned int id = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "vhost-blk-id: %u", &id) == 1)
+			break;
+	fclose(f);
+	return id;
+}
+
 int vblk_read_line(const char *path, char *buf, size_t len)
 {
 	ssize_t n;
@@ -1457,10 +1474,10 @@ static bool module_loaded(const char *name)
 /* Waits for a device node devtmpfs creates. */
 static int wait_node(const char *path)
 {
-	int64_t deadline = now_ms() + BUSY_RETRY_MS;
+	int64_t deadline = vblk_now_ms() + BUSY_RETRY_MS;
 
 	while (access(path, F_OK)) {
-		if (now_ms() > deadline)
+		if (vblk_now_ms() > deadline)
 			return -ENOENT;
 		sleep_ms(10);
 	}
@@ -1469,10 +1486,10 @@ static int wait_node(const char *path)
 
 /* Retries @fn while the device is still busy, e.g. a last close pending. */
 #define RETRY_BUSY(expr) ({						\
-	int64_t __deadline = now_ms() + BUSY_RETRY_MS;			\
+	int64_t __deadline = vblk_now_ms() + BUSY_RETRY_MS;			\
 	int __ret;							\
 	while ((__ret = (expr)) == -EBUSY || __ret == -EAGAIN) {	\
-		if (now_ms() > __deadline)				\
+		if (vblk_now_ms() > __deadline)				\
 			break;						\
 		sleep_ms(20);						\
 	}								\
