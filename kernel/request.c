@@ -175,6 +175,25 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
 	return req->bvecs ? 0 : -ENOMEM;
 }
 
+/*
+ * Unpins the guest pages of @req, VHOST_BLK_PIN_BATCH at a time, marking
+ * them dirty when @dirty: the core then dirties each folio once, however
+ * many of its pages the request used (a huge page of guest memory).
+ */
+static void vhost_blk_unpin_pages(struct vhost_blk_req *req, bool dirty)
+{
+	struct page *pages[VHOST_BLK_PIN_BATCH];
+	unsigned int i, n = 0;
+
+	for (i = 0; i < req->nvecs; i++) {
+		pages[n++] = req->bvecs[i].bv_page;
+		if (n == ARRAY_SIZE(pages) || i + 1 == req->nvecs) {
+			unpin_user_pages_dirty_lock(pages, n, dirty);
+			n = 0;
+		}
+	}
+}
+
 /**
  * vhost_blk_release_pages() - give back the pages of a data request
  * @req: the request, its I/O over
@@ -197,14 +216,11 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 		kfree(req->bounce_iov);
 		req->bounce_iov = NULL;
 	}
-	for (i = 0; i < req->nvecs; i++) {
-		struct page *page = req->bvecs[i].bv_page;
-
-		if (req->bounced)
-			__free_page(page);
-		else
-			unpin_user_pages_dirty_lock(&page, 1, req->to_guest &&
-						    req->written);
+	if (req->bounced) {
+		for (i = 0; i < req->nvecs; i++)
+			__free_page(req->bvecs[i].bv_page);
+	} else {
+		vhost_blk_unpin_pages(req, req->to_guest && req->written);
 	}
 	if (req->bvecs != req->inline_vecs)
 		kvfree(req->bvecs);
