@@ -406,6 +406,13 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 
 	if (!len)
 		return VIRTIO_BLK_S_OK;
+	/*
+	 * A polling queue's worker reaps its bios itself where the block
+	 * device has queues without interrupts; elsewhere (or when the bio is
+	 * split) the block layer drops the flag.
+	 */
+	if (req->bvq->vq.busyloop_timeout)
+		opf |= REQ_POLLED;
 	/* Without FLUSH negotiated the device must be write-through. */
 	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
 		opf |= REQ_FUA;
@@ -425,6 +432,11 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 	req->bio.bi_iter.bi_sector = sector;
 	vhost_blk_bio_keep_pages(&req->bio);
 	vhost_blk_submit(req, &req->bio);
+	/* The bio is the request's own: it is still there, done or not. */
+	if (req->bio.bi_opf & REQ_POLLED) {
+		req->polled = true;
+		list_add_tail(&req->poll_node, &req->bvq->polled);
+	}
 	return VHOST_BLK_IN_FLIGHT;
 }
 
@@ -654,6 +666,7 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->start_ns = ktime_get_ns();
 	req->to_guest = false;
 	req->bounced = false;
+	req->polled = false;
 	req->logged = false;
 	req->written = 0;
 	req->nvecs = 0;
@@ -781,6 +794,11 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req,
 	u32 len = 0;
 
 	req->busy = false;
+	if (req->polled) {
+		list_del(&req->poll_node);
+		req->polled = false;
+		counts->c[VHOST_BLK_C_POLLED]++;
+	}
 	if (req->nvecs)
 		vhost_blk_release_pages(req);
 	if (req->status_addr) {
@@ -1008,40 +1026,65 @@ static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
 	return empty;
 }
 
+/*
+ * Polls the block device for the bios of the queue that went with
+ * REQ_POLLED: no interrupt completes them. Caller holds the queue mutex.
+ */
+static void vhost_blk_poll_bios(struct vhost_blk_vq *bvq)
+{
+	struct vhost_blk_req *req;
+
+	list_for_each_entry(req, &bvq->polled, poll_node)
+		bio_poll(&req->bio, NULL, BLK_POLL_ONESHOT);
+}
+
+/* Whether a polling worker should give its CPU and the queue up. */
+static bool vhost_blk_give_way(struct vhost_blk_vq *bvq)
+{
+	return need_resched() || signal_pending(current) ||
+	       !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(&bvq->vq);
+}
+
 /**
  * vhost_blk_busy_poll() - wait for the driver without sleeping
  * @bvq: the queue, its avail ring empty, notifications off
  *
  * Spins for up to the queue's busy-loop timeout (VHOST_SET_VRING_BUSYLOOP_-
- * TIMEOUT, microseconds) until the driver offers a request, reporting the
- * completions that arrive meanwhile; each report starts the timeout again,
- * since the driver answers completions with requests. Gives up early when
- * the CPU is wanted: the scheduler asks for it, a signal is pending (the
- * owner is being killed), the worker has other work, or the device stops.
- * Caller holds the queue mutex.
+ * TIMEOUT, microseconds) until the driver offers a request, reaping polled
+ * bios and reporting the completions that arrive meanwhile; each report
+ * starts the timeout again, since the driver answers completions with
+ * requests. Gives up early when the CPU is wanted: the scheduler asks for
+ * it, a signal is pending (the owner is being killed), the worker has
+ * other work, or the device stops. Polled bios in flight are reaped
+ * whatever happens (yielding the CPU between tries): nothing else would
+ * complete them. Caller holds the queue mutex.
  *
- * Return: true when the avail ring has requests.
+ * Return: true when the avail ring has requests to take.
  */
 static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	u64 timeout = (u64)vq->busyloop_timeout * NSEC_PER_USEC;
 	u64 end = local_clock() + timeout;
+	bool give_way;
 
-	while (local_clock() < end) {
-		if (!vhost_vq_avail_empty(vq->dev, vq))
+	for (;;) {
+		give_way = vhost_blk_give_way(bvq);
+		if (!give_way && !vhost_vq_avail_empty(vq->dev, vq))
 			return true;
+		vhost_blk_poll_bios(bvq);
 		if (!llist_empty(&bvq->completed)) {
 			vhost_blk_report(bvq);
 			end = local_clock() + timeout;
 			continue;
 		}
-		if (need_resched() || signal_pending(current) ||
-		    !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(vq))
-			break;
+		if (give_way || local_clock() >= end) {
+			if (list_empty(&bvq->polled))
+				return false;
+			cond_resched();
+		}
 		cpu_relax();
 	}
-	return false;
 }
 
 /**
@@ -1081,7 +1124,7 @@ static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 			}
 			continue;
 		}
-		if (be && vq->busyloop_timeout) {
+		if (be && (vq->busyloop_timeout || !list_empty(&bvq->polled))) {
 			if (!notify_off) {
 				vhost_disable_notify(vq->dev, vq);
 				notify_off = true;
@@ -1099,6 +1142,12 @@ static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 			}
 		}
 		break;
+	}
+	/* Polled bios complete only when polled: none outlives the pass. */
+	while (!list_empty(&bvq->polled)) {
+		vhost_blk_poll_bios(bvq);
+		vhost_blk_report(bvq);
+		cond_resched();
 	}
 	/* What completed after the last look, unless its work was queued. */
 	for (;;) {

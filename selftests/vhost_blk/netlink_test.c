@@ -648,6 +648,7 @@ static const struct {
 	{ VHOST_BLK_A_STAT_INTERRUPTS, "interrupts" },
 	{ VHOST_BLK_A_STAT_USED_BATCHES, "used_batches" },
 	{ VHOST_BLK_A_STAT_DRIVER_ERRORS, "driver_errors" },
+	{ VHOST_BLK_A_STAT_POLLED, "polled" },
 };
 
 /* Every counter and bucket of @s under @prefix in @f, exactly. */
@@ -880,6 +881,96 @@ TEST_F(failing_disk, every_failed_request_is_counted_as_ioerr)
 	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_SECTORS_READ]);
 	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_SECTORS_WRITTEN]);
 	EXPECT_EQ(5U, hist_total(&ds.total));
+}
+
+/*
+ * A block device with queues that have no interrupts (null_blk
+ * poll_queues): a queue with a busy-loop timeout submits its reads and
+ * writes with REQ_POLLED and reaps them itself, as the POLLED counter
+ * shows; the data is right.
+ */
+FIXTURE(polled_disk) {
+	struct nl_client nl;
+	struct vblk_backend be;
+	struct vblk_dev dev;
+};
+
+FIXTURE_SETUP(polled_disk)
+{
+	struct vblk_backend_opts bo = { .size = 16 * MiB, .poll_queues = 2 };
+	struct vblk_opts o = { .nqueues = 1, .exact_queues = true };
+	int ret;
+
+	ASSERT_EQ(0, client_open(&self->nl));
+	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("null_blk with poll queues: %s", strerror(-ret));
+	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
+	ASSERT_EQ(0, ret) TH_LOG("device: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(polled_disk)
+{
+	vblk_dev_close(&self->dev);
+	vblk_backend_destroy(&self->be);
+	client_close(&self->nl);
+}
+
+#define POLLED_DEPTH	8
+
+/* POLLED_DEPTH requests of @type over @bufs at once, each 8 sectors on. */
+static void polled_batch(struct __test_metadata *_metadata, struct vblk_queue *q,
+			 uint32_t type, const struct vblk_buf *bufs)
+{
+	struct vblk_req reqs[POLLED_DEPTH];
+	unsigned int i;
+
+	for (i = 0; i < POLLED_DEPTH; i++) {
+		vblk_req_init(&reqs[i], type, 8 * i, &bufs[i], 1);
+		ASSERT_EQ(0, vblk_queue_add(q, &reqs[i]));
+	}
+	ASSERT_LE(0, vblk_queue_kick(q));
+	for (i = 0; i < POLLED_DEPTH; i++) {
+		ASSERT_EQ(0, vblk_wait(q, &reqs[i], VBLK_TIMEOUT_MS));
+		EXPECT_EQ(VIRTIO_BLK_S_OK, reqs[i].status) TH_LOG("request %u", i);
+	}
+}
+
+TEST_F(polled_disk, a_polling_queue_reaps_its_bios_and_the_data_is_right)
+{
+	struct vhost_vring_state st = { .index = 0, .num = 1000000 };
+	struct vblk_queue *q = &self->dev.queues[0];
+	struct vblk_buf bufs[POLLED_DEPTH];
+	static struct dev_stats ds;
+	unsigned int i;
+
+	for (i = 0; i < POLLED_DEPTH; i++) {
+		ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 4 * KiB, VBLK_PAGE_SIZE,
+					    &bufs[i]));
+		vblk_pattern_fill(bufs[i].hva, bufs[i].len, 300 + i);
+	}
+	ASSERT_EQ(0, ioctl(self->dev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st));
+	polled_batch(_metadata, q, VIRTIO_BLK_T_OUT, bufs);
+	for (i = 0; i < POLLED_DEPTH; i++)
+		memset(bufs[i].hva, 0, bufs[i].len);
+	polled_batch(_metadata, q, VIRTIO_BLK_T_IN, bufs);
+	for (i = 0; i < POLLED_DEPTH; i++)
+		EXPECT_EQ(-1, vblk_pattern_check(bufs[i].hva, bufs[i].len, 300 + i))
+			TH_LOG("request %u", i);
+	ASSERT_EQ(0, stats_get(&self->nl, vblk_dev_id(self->dev.fd), &ds));
+	EXPECT_EQ(2U * POLLED_DEPTH, ds.total.v[VHOST_BLK_A_STAT_POLLED]);
+	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_INFLIGHT]);
+
+	/* Without a timeout the interrupts' queues serve it, not polling. */
+	st.num = 0;
+	ASSERT_EQ(0, ioctl(self->dev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st));
+	polled_batch(_metadata, q, VIRTIO_BLK_T_IN, bufs);
+	for (i = 0; i < POLLED_DEPTH; i++)
+		EXPECT_EQ(-1, vblk_pattern_check(bufs[i].hva, bufs[i].len, 300 + i))
+			TH_LOG("request %u", i);
+	ASSERT_EQ(0, stats_get(&self->nl, vblk_dev_id(self->dev.fd), &ds));
+	EXPECT_EQ(2U * POLLED_DEPTH, ds.total.v[VHOST_BLK_A_STAT_POLLED]);
+	EXPECT_EQ(3U * POLLED_DEPTH, ds.total.v[VHOST_BLK_A_STAT_REQ_IN] +
+				     ds.total.v[VHOST_BLK_A_STAT_REQ_OUT]);
 }
 
 /* ------------------------------------------------------------------------
