@@ -408,10 +408,11 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 		return VIRTIO_BLK_S_OK;
 	/*
 	 * A polling queue's worker reaps its bios itself where the block
-	 * device has queues without interrupts; elsewhere (or when the bio is
-	 * split) the block layer drops the flag.
+	 * device has queues without interrupts (where it has none, 6.11 and
+	 * later fail a polled bio). The block layer drops the flag of a bio
+	 * it splits, and interrupts complete it.
 	 */
-	if (req->bvq->vq.busyloop_timeout)
+	if (req->bvq->vq.busyloop_timeout && vhost_blk_bdev_can_poll(bdev))
 		opf |= REQ_POLLED;
 	/* Without FLUSH negotiated the device must be write-through. */
 	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))

@@ -9,7 +9,7 @@
  * or closed, or its owner killed: each test below polls for far longer
  * than the harness lets a test run.
  *
- * Needs root, the vhost_blk module loaded and null_blk.
+ * Needs root, the vhost_blk module loaded, null_blk and loop devices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -89,16 +89,29 @@ FIXTURE(polling) {
 
 FIXTURE_VARIANT(polling) {
 	uint64_t features;
+	enum vblk_backend_kind backend;
 };
 
-/* Notifications off is VRING_USED_F_NO_NOTIFY in the used ring... */
+/*
+ * Notifications off is VRING_USED_F_NO_NOTIFY in the used ring... null_blk
+ * has a queue without interrupts (its poll_queues default is 1): the
+ * worker reaps the bios it sends with REQ_POLLED.
+ */
 FIXTURE_VARIANT_ADD(polling, flags) {
 	.features = 0,
+	.backend = VBLK_BE_NULLB,
 };
 
 /* ...or an avail_event the driver has passed. */
 FIXTURE_VARIANT_ADD(polling, event_idx) {
 	.features = 1ULL << VIRTIO_RING_F_EVENT_IDX,
+	.backend = VBLK_BE_NULLB,
+};
+
+/* A loop device has no queue without interrupts: its bios are not polled. */
+FIXTURE_VARIANT_ADD(polling, event_idx_loop) {
+	.features = 1ULL << VIRTIO_RING_F_EVENT_IDX,
+	.backend = VBLK_BE_LOOP,
 };
 
 FIXTURE_SETUP(polling)
@@ -111,8 +124,8 @@ FIXTURE_SETUP(polling)
 	};
 	int ret;
 
-	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, &bo);
-	ASSERT_EQ(0, ret) TH_LOG("null_blk: %s", strerror(-ret));
+	ret = vblk_backend_create(&self->be, variant->backend, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
 	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
 	ASSERT_EQ(0, ret) TH_LOG("device: %s", strerror(-ret));
 	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, REQ_LEN, VBLK_PAGE_SIZE,
