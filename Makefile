@@ -243,11 +243,12 @@ demo: all guest-fio
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
-# BENCH_CONFIGS and BENCH_GUEST_QUEUES go through to bench/run.
+# BENCH_CONFIGS, BENCH_GUEST_QUEUES and BENCH_POLL_US go through to bench/run.
 bench: all guest-fio $(if $(QUICK),,qemu)
 	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
 		$(if $(BENCH_CONFIGS),--env 'BENCH_CONFIGS=$(BENCH_CONFIGS)') \
 		$(if $(BENCH_GUEST_QUEUES),--env 'BENCH_GUEST_QUEUES=$(BENCH_GUEST_QUEUES)') \
+		$(if $(BENCH_POLL_US),--env 'BENCH_POLL_US=$(BENCH_POLL_US)') \
 		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 
 vm-run: all

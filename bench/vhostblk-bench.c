@@ -16,10 +16,12 @@
  *
  *   vhostblk-bench (--device DEV | --vhost-user SOCKET | --bare DEV)
  *                  [--rw randread|randwrite|read|write] [--bs BYTES]
- *                  [--depth N] [--queues N] [--queue-workers] [--seconds N]
- *                  [--watch PID]...
+ *                  [--depth N] [--queues N] [--queue-workers] [--poll-us N]
+ *                  [--seconds N] [--watch PID]...
  *
  * One thread per queue keeps DEPTH requests in flight until the time is up.
+ * With --device, --poll-us gives every queue that busy-poll time
+ * (VHOST_SET_VRING_BUSYLOOP_TIMEOUT, microseconds).
  * Prints one JSON object: IOPS, bandwidth, mean and p99 latency (from the
  * request's publication to its reaping), and the CPU seconds spent during
  * the run by this process ("cpu_driver_s", the guest driver's share; with
@@ -73,6 +75,7 @@ struct bench_opts {
 	unsigned int depth;
 	unsigned int queues;
 	bool queue_workers;	/* --device: a worker per queue (Linux 6.5) */
+	unsigned int poll_us;	/* --device: each queue's busy-poll time */
 	unsigned int seconds;
 	pid_t watch[8];
 	unsigned int nwatch;
@@ -375,8 +378,8 @@ static int usage(FILE *f, int status)
 	fprintf(f,
 		"usage: vhostblk-bench (--device DEV | --vhost-user SOCKET | --bare DEV)\n"
 		"                      [--rw randread|randwrite|read|write] [--bs BYTES]\n"
-		"                      [--depth N] [--queues N] [--queue-workers] [--seconds N]\n"
-		"                      [--watch PID]...\n");
+		"                      [--depth N] [--queues N] [--queue-workers] [--poll-us N]\n"
+		"                      [--seconds N] [--watch PID]...\n");
 	return status;
 }
 
@@ -410,6 +413,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "watch", required_argument, NULL, 'w' },
 		{ "queue-workers", no_argument, NULL, 'W' },
+		{ "poll-us", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -431,6 +435,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'W':
 			o->queue_workers = true;
+			break;
+		case 'P':
+			if (parse_uint("--poll-us", optarg, 0, 1000000, &o->poll_us))
+				return -1;
 			break;
 		case 'r':
 			o->random = !strncmp(optarg, "rand", 4);
@@ -489,6 +497,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	}
 	if (o->bare && o->nwatch) {
 		fprintf(stderr, "vhostblk-bench: --watch: not with --bare (no device process to watch)\n");
+		return -1;
+	}
+	if (o->poll_us && !o->device) {
+		fprintf(stderr, "vhostblk-bench: --poll-us: only with --device (a vhost-user back-end is told by its own options)\n");
 		return -1;
 	}
 	if (o->queue_workers && !o->device) {
@@ -624,6 +636,7 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 		.queue_workers = o->queue_workers,
 	};
 	struct vhost_blk_config cfg;
+	unsigned int i;
 	int ret;
 
 	if (o->bare)
@@ -633,6 +646,16 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 		if (ret)
 			return ret;
 		bd->dev = &bd->kdev;
+		for (i = 0; o->poll_us && i < o->queues; i++) {
+			struct vhost_vring_state st = { .index = i, .num = o->poll_us };
+
+			if (ioctl(bd->kdev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st)) {
+				ret = -errno;
+				fprintf(stderr, "vhostblk-bench: %s: busy-poll time of queue %u: %s\n",
+					o->device, i, strerror(errno));
+				return ret;
+			}
+		}
 		ret = vblk_dev_get_config(bd->dev, &cfg);
 		if (ret)
 			return ret;

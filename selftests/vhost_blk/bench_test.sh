@@ -112,8 +112,13 @@ if [ -c /dev/vhost-blk ]; then
 	"$bench" --device "$loop" --rw randread --depth 4 --seconds 1 > "$work/dev.out" 2>&1 &&
 		jq -e --argjson keys "$keys" 'keys == ($keys | sort) and .ios > 0' "$work/dev.out" > /dev/null
 	ok $? "--device prints the same keys as --bare" || show "$work/dev.out"
+	"$bench" --device "$loop" --poll-us 50 --rw randwrite --seconds 1 > "$work/poll.out" 2>&1 &&
+		jq -e '.ios > 0 and .dev_requests == .ios' "$work/poll.out" > /dev/null
+	ok $? "--device --poll-us 50: the polling device serves every request" ||
+		show "$work/poll.out"
 else
 	skip "--device prints the same keys as --bare" "no /dev/vhost-blk"
+	skip "--device --poll-us 50: the polling device serves every request" "no /dev/vhost-blk"
 fi
 
 check_fail "--bare on a regular file: not a block device" 1 \
@@ -132,6 +137,11 @@ check_fail "--bare with --watch" 2 "^vhostblk-bench: --watch: not with --bare" \
 	--bare "$loop" --watch 1
 check_fail "--bare with --queue-workers" 2 "^vhostblk-bench: --queue-workers: only with --device" \
 	--bare "$loop" --queue-workers
+check_fail "--poll-us with --bare" 2 "^vhostblk-bench: --poll-us: only with --device" \
+	--bare "$loop" --poll-us 50
+check_fail "--poll-us past a second" 2 \
+	"^vhostblk-bench: --poll-us: '1000001' is not a number from 0 to 1000000$" \
+	--device "$loop" --poll-us 1000001
 check_fail "--bs below the device's logical block" 1 \
 	"^vhostblk-bench: $loop4k: --bs 512 is not a multiple of its 4096-byte logical blocks$" \
 	--bare "$loop4k" --bs 512 --seconds 1
