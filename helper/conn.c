@@ -192,7 +192,9 @@ static int kernel_poll(struct conn *c)
 	unsigned int i;
 	int ret = 0;
 
-	for (i = 0; i < c->opts->num_queues && !ret && c->opts->poll_us; i++) {
+	if (!c->opts->poll_us)
+		return 0;	/* a new device's queues do not poll */
+	for (i = 0; i < c->opts->num_queues && !ret; i++) {
 		struct vhost_vring_state s = { .index = i, .num = c->opts->poll_us };
 
 		ret = KIOCTL(c, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s);
