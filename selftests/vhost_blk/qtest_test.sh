@@ -73,7 +73,7 @@ fi
 # PROPS realized; prints the poll_us of its module device, owned by that
 # QEMU, as list --json has it, or what went wrong.
 poll_us() {
-	local out= qemu_pid
+	local out='' qemu_pid
 	"$dir/qemu-system-x86_64" -machine q35,accel=tcg -m 256M -S -display none \
 		-nodefaults -device "vhost-blk-pci,backend-path=$loop,num-queues=2${1:-}" \
 		2> "$work/qemu.err" &
