@@ -138,7 +138,10 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_req *req = bio->bi_private;
 
-	if (bio->bi_status == BLK_STS_NOTSUPP)
+	/* No tag at once for a polled bio: the worker submits it again. */
+	if (unlikely(bio->bi_status == BLK_STS_AGAIN && (bio->bi_opf & REQ_NOWAIT)))
+		req->retry = true;
+	else if (bio->bi_status == BLK_STS_NOTSUPP)
 		req->status = VIRTIO_BLK_S_UNSUPP;
 	else if (bio->bi_status)
 		req->status = VIRTIO_BLK_S_IOERR;
@@ -385,6 +388,45 @@ static size_t vhost_blk_rw_mem(struct vhost_blk_req *req,
 	return mem;
 }
 
+/*
+ * Submits the bio of a read or write over @req's pages (@req->sector,
+ * @req->data_len). A polled one goes on the queue's list for the worker to
+ * reap: the bio is the request's own, still there whether done or not.
+ */
+static void vhost_blk_submit_data(struct vhost_blk_req *req,
+				  struct block_device *bdev, blk_opf_t opf)
+{
+	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
+	req->bio.bi_vcnt = req->nvecs;
+	req->bio.bi_iter.bi_size = req->data_len;
+	req->bio.bi_iter.bi_sector = req->sector;
+	vhost_blk_bio_keep_pages(&req->bio);
+	vhost_blk_submit(req, &req->bio);
+	if (req->bio.bi_opf & REQ_POLLED) {
+		req->polled = true;
+		list_add_tail(&req->poll_node, &req->bvq->polled);
+	}
+}
+
+/*
+ * Submits again, and may wait for a tag this time, a polled bio for which
+ * the block device had no tag at once (REQ_NOWAIT): only the worker's own
+ * polling would free the tags of its polled bios, so it must not sleep for
+ * one of those. Without REQ_POLLED the bio goes to a queue with
+ * interrupts. Caller holds the queue mutex.
+ */
+static void vhost_blk_retry(struct vhost_blk_req *req)
+{
+	blk_opf_t opf = req->bio.bi_opf & ~(REQ_POLLED | REQ_NOWAIT);
+
+	req->retry = false;
+	if (req->polled) {
+		list_del(&req->poll_node);
+		req->polled = false;
+	}
+	vhost_blk_submit_data(req, req->bio.bi_bdev, opf);
+}
+
 /**
  * vhost_blk_rw() - start a read (IN) or write (OUT)
  * @req: the request; @req->bounced decided by vhost_blk_rw_mem()
@@ -410,10 +452,13 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 	 * A polling queue's worker reaps its bios itself where the block
 	 * device has queues without interrupts (where it has none, 6.11 and
 	 * later fail a polled bio). The block layer drops the flag of a bio
-	 * it splits, and interrupts complete it.
+	 * it splits, and interrupts complete it. REQ_NOWAIT: a polled bio
+	 * that finds no tag fails at once and goes again without the flags
+	 * (vhost_blk_retry()).
 	 */
-	if (req->bvq->vq.busyloop_timeout && vhost_blk_bdev_can_poll(bdev))
-		opf |= REQ_POLLED;
+	if (req->bvq->vq.busyloop_timeout && vhost_blk_bdev_can_poll(bdev) &&
+	    bdev_nowait(bdev))
+		opf |= REQ_POLLED | REQ_NOWAIT;
 	/* Without FLUSH negotiated the device must be write-through. */
 	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
 		opf |= REQ_FUA;
@@ -427,17 +472,7 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 
 	if (req->to_guest)
 		req->written = len;
-	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
-	req->bio.bi_vcnt = req->nvecs;
-	req->bio.bi_iter.bi_size = len;
-	req->bio.bi_iter.bi_sector = sector;
-	vhost_blk_bio_keep_pages(&req->bio);
-	vhost_blk_submit(req, &req->bio);
-	/* The bio is the request's own: it is still there, done or not. */
-	if (req->bio.bi_opf & REQ_POLLED) {
-		req->polled = true;
-		list_add_tail(&req->poll_node, &req->bvq->polled);
-	}
+	vhost_blk_submit_data(req, bdev, opf);
 	return VHOST_BLK_IN_FLIGHT;
 }
 
@@ -668,6 +703,7 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->to_guest = false;
 	req->bounced = false;
 	req->polled = false;
+	req->retry = false;
 	req->logged = false;
 	req->written = 0;
 	req->nvecs = 0;
@@ -940,6 +976,10 @@ static void vhost_blk_report(struct vhost_blk_vq *bvq)
 
 	now = ktime_get_ns();
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
+		if (unlikely(req->retry)) {
+			vhost_blk_retry(req);
+			continue;
+		}
 		heads[n].id = cpu_to_vhost32(vq, req->head);
 		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req, &counts));
 		vhost_blk_count_req(&counts, req, now);

@@ -156,6 +156,8 @@ static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
  *           guest pages
  * @polled: its bio went to the block device with REQ_POLLED: only the
  *          worker polling it completes it (vhost_blk_poll_bios())
+ * @retry: its polled bio found no tag at once (REQ_NOWAIT): the worker
+ *         submits it again instead of reporting it (vhost_blk_retry())
  * @logged: dirty logging was on when the request started: @status_log (and
  *          @log, when the device writes data) go to the log at completion
  * @status_addr: where the status byte goes, in the owner's address space;
@@ -196,6 +198,7 @@ struct vhost_blk_req {
 	bool to_guest;
 	bool bounced;
 	bool polled;
+	bool retry;
 	bool logged;
 	u8 __user *status_addr;
 	u32 written;
