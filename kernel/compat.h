@@ -89,20 +89,6 @@ static inline bool vhost_blk_vq_work_queue(struct vhost_virtqueue *vq,
 #endif
 }
 
-/*
- * Whether @bdev has queues without interrupts for REQ_POLLED bios. 6.11
- * moved the flag into the queue limits, and fails such a bio on a device
- * without them where earlier kernels dropped the flag.
- */
-static inline bool vhost_blk_bdev_can_poll(struct block_device *bdev)
-{
-#ifdef VHOST_BLK_HAVE_BLK_FEAT_POLL
-	return bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL;
-#else
-	return test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags);
-#endif
-}
-
 /* Whether the worker of @vq has other work queued (6.5: per worker). */
 static inline bool vhost_blk_vq_has_work(struct vhost_virtqueue *vq)
 {

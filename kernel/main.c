@@ -451,7 +451,6 @@ static int vhost_blk_init_queues(struct vhost_blk *blk)
 		init_llist_head(&bvq->completed);
 		u64_stats_init(&bvq->stats.syncp);
 		vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
-		INIT_LIST_HEAD(&bvq->polled);
 		atomic_set(&bvq->inflight, 0);
 		blk->vq_ptrs[i] = &bvq->vq;
 	}

@@ -138,10 +138,7 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_req *req = bio->bi_private;
 
-	/* No tag at once for a polled bio: the worker submits it again. */
-	if (unlikely(bio->bi_status == BLK_STS_AGAIN && (bio->bi_opf & REQ_NOWAIT)))
-		req->retry = true;
-	else if (bio->bi_status == BLK_STS_NOTSUPP)
+	if (bio->bi_status == BLK_STS_NOTSUPP)
 		req->status = VIRTIO_BLK_S_UNSUPP;
 	else if (bio->bi_status)
 		req->status = VIRTIO_BLK_S_IOERR;
@@ -388,45 +385,6 @@ static size_t vhost_blk_rw_mem(struct vhost_blk_req *req,
 	return mem;
 }
 
-/*
- * Submits the bio of a read or write over @req's pages (@req->sector,
- * @req->data_len). A polled one goes on the queue's list for the worker to
- * reap: the bio is the request's own, still there whether done or not.
- */
-static void vhost_blk_submit_data(struct vhost_blk_req *req,
-				  struct block_device *bdev, blk_opf_t opf)
-{
-	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
-	req->bio.bi_vcnt = req->nvecs;
-	req->bio.bi_iter.bi_size = req->data_len;
-	req->bio.bi_iter.bi_sector = req->sector;
-	vhost_blk_bio_keep_pages(&req->bio);
-	vhost_blk_submit(req, &req->bio);
-	if (req->bio.bi_opf & REQ_POLLED) {
-		req->polled = true;
-		list_add_tail(&req->poll_node, &req->bvq->polled);
-	}
-}
-
-/*
- * Submits again, and may wait for a tag this time, a polled bio for which
- * the block device had no tag at once (REQ_NOWAIT): only the worker's own
- * polling would free the tags of its polled bios, so it must not sleep for
- * one of those. Without REQ_POLLED the bio goes to a queue with
- * interrupts. Caller holds the queue mutex.
- */
-static void vhost_blk_retry(struct vhost_blk_req *req)
-{
-	blk_opf_t opf = req->bio.bi_opf & ~(REQ_POLLED | REQ_NOWAIT);
-
-	req->retry = false;
-	if (req->polled) {
-		list_del(&req->poll_node);
-		req->polled = false;
-	}
-	vhost_blk_submit_data(req, req->bio.bi_bdev, opf);
-}
-
 /**
  * vhost_blk_rw() - start a read (IN) or write (OUT)
  * @req: the request; @req->bounced decided by vhost_blk_rw_mem()
@@ -448,17 +406,6 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 
 	if (!len)
 		return VIRTIO_BLK_S_OK;
-	/*
-	 * A polling queue's worker reaps its bios itself where the block
-	 * device has queues without interrupts (where it has none, 6.11 and
-	 * later fail a polled bio). The block layer drops the flag of a bio
-	 * it splits, and interrupts complete it. REQ_NOWAIT: a polled bio
-	 * that finds no tag fails at once and goes again without the flags
-	 * (vhost_blk_retry()).
-	 */
-	if (req->bvq->vq.busyloop_timeout && vhost_blk_bdev_can_poll(bdev) &&
-	    bdev_nowait(bdev))
-		opf |= REQ_POLLED | REQ_NOWAIT;
 	/* Without FLUSH negotiated the device must be write-through. */
 	if (!req->to_guest && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
 		opf |= REQ_FUA;
@@ -472,7 +419,12 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 
 	if (req->to_guest)
 		req->written = len;
-	vhost_blk_submit_data(req, bdev, opf);
+	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
+	req->bio.bi_vcnt = req->nvecs;
+	req->bio.bi_iter.bi_size = len;
+	req->bio.bi_iter.bi_sector = sector;
+	vhost_blk_bio_keep_pages(&req->bio);
+	vhost_blk_submit(req, &req->bio);
 	return VHOST_BLK_IN_FLIGHT;
 }
 
@@ -702,8 +654,6 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->start_ns = ktime_get_ns();
 	req->to_guest = false;
 	req->bounced = false;
-	req->polled = false;
-	req->retry = false;
 	req->logged = false;
 	req->written = 0;
 	req->nvecs = 0;
@@ -831,11 +781,6 @@ static u32 vhost_blk_req_finish(struct vhost_blk_req *req,
 	u32 len = 0;
 
 	req->busy = false;
-	if (req->polled) {
-		list_del(&req->poll_node);
-		req->polled = false;
-		counts->c[VHOST_BLK_C_POLLED]++;
-	}
 	if (req->nvecs)
 		vhost_blk_release_pages(req);
 	if (req->status_addr) {
@@ -976,10 +921,6 @@ static void vhost_blk_report(struct vhost_blk_vq *bvq)
 
 	now = ktime_get_ns();
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
-		if (unlikely(req->retry)) {
-			vhost_blk_retry(req);
-			continue;
-		}
 		heads[n].id = cpu_to_vhost32(vq, req->head);
 		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req, &counts));
 		vhost_blk_count_req(&counts, req, now);
@@ -1067,65 +1008,40 @@ static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
 	return empty;
 }
 
-/*
- * Polls the block device for the bios of the queue that went with
- * REQ_POLLED: no interrupt completes them. Caller holds the queue mutex.
- */
-static void vhost_blk_poll_bios(struct vhost_blk_vq *bvq)
-{
-	struct vhost_blk_req *req;
-
-	list_for_each_entry(req, &bvq->polled, poll_node)
-		bio_poll(&req->bio, NULL, BLK_POLL_ONESHOT);
-}
-
-/* Whether a polling worker should give its CPU and the queue up. */
-static bool vhost_blk_give_way(struct vhost_blk_vq *bvq)
-{
-	return need_resched() || signal_pending(current) ||
-	       !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(&bvq->vq);
-}
-
 /**
  * vhost_blk_busy_poll() - wait for the driver without sleeping
  * @bvq: the queue, its avail ring empty, notifications off
  *
  * Spins for up to the queue's busy-loop timeout (VHOST_SET_VRING_BUSYLOOP_-
- * TIMEOUT, microseconds) until the driver offers a request, reaping polled
- * bios and reporting the completions that arrive meanwhile; each report
- * starts the timeout again, since the driver answers completions with
- * requests. Gives up early when the CPU is wanted: the scheduler asks for
- * it, a signal is pending (the owner is being killed), the worker has
- * other work, or the device stops. Polled bios in flight are reaped
- * whatever happens (yielding the CPU between tries): nothing else would
- * complete them. Caller holds the queue mutex.
+ * TIMEOUT, microseconds) until the driver offers a request, reporting the
+ * completions that arrive meanwhile; each report starts the timeout again,
+ * since the driver answers completions with requests. Gives up early when
+ * the CPU is wanted: the scheduler asks for it, a signal is pending (the
+ * owner is being killed), the worker has other work, or the device stops.
+ * Caller holds the queue mutex.
  *
- * Return: true when the avail ring has requests to take.
+ * Return: true when the avail ring has requests.
  */
 static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	u64 timeout = (u64)vq->busyloop_timeout * NSEC_PER_USEC;
 	u64 end = local_clock() + timeout;
-	bool give_way;
 
-	for (;;) {
-		give_way = vhost_blk_give_way(bvq);
-		if (!give_way && !vhost_vq_avail_empty(vq->dev, vq))
+	while (local_clock() < end) {
+		if (!vhost_vq_avail_empty(vq->dev, vq))
 			return true;
-		vhost_blk_poll_bios(bvq);
 		if (!llist_empty(&bvq->completed)) {
 			vhost_blk_report(bvq);
 			end = local_clock() + timeout;
 			continue;
 		}
-		if (give_way || local_clock() >= end) {
-			if (list_empty(&bvq->polled))
-				return false;
-			cond_resched();
-		}
+		if (need_resched() || signal_pending(current) ||
+		    !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(vq))
+			break;
 		cpu_relax();
 	}
+	return false;
 }
 
 /**
@@ -1165,7 +1081,7 @@ static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 			}
 			continue;
 		}
-		if (be && (vq->busyloop_timeout || !list_empty(&bvq->polled))) {
+		if (be && vq->busyloop_timeout) {
 			if (!notify_off) {
 				vhost_disable_notify(vq->dev, vq);
 				notify_off = true;
@@ -1183,12 +1099,6 @@ static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 			}
 		}
 		break;
-	}
-	/* Polled bios complete only when polled: none outlives the pass. */
-	while (!list_empty(&bvq->polled)) {
-		vhost_blk_poll_bios(bvq);
-		vhost_blk_report(bvq);
-		cond_resched();
 	}
 	/* What completed after the last look, unless its work was queued. */
 	for (;;) {

@@ -74,9 +74,8 @@ enum vhost_blk_req_kind {
  * requests that succeeded; requests answered IOERR, UNSUPP; requests whose
  * data went through bounce pages, and those data bytes; passes of the kick
  * handler; signals of the call eventfd; updates of the used ring; chains
- * refused as malformed; requests whose bio the worker reaped by polling
- * (REQ_POLLED); then requests by time from the avail ring to the used
- * ring, log2 buckets of microseconds (VHOST_BLK_A_STAT_LATENCY_HIST).
+ * refused as malformed; then requests by time from the avail ring to the
+ * used ring, log2 buckets of microseconds (VHOST_BLK_A_STAT_LATENCY_HIST).
  */
 enum vhost_blk_counter {
 	VHOST_BLK_C_REQ,
@@ -90,7 +89,6 @@ enum vhost_blk_counter {
 	VHOST_BLK_C_INTERRUPTS,
 	VHOST_BLK_C_USED_BATCHES,
 	VHOST_BLK_C_DRIVER_ERRORS,
-	VHOST_BLK_C_POLLED,
 	VHOST_BLK_C_LATENCY,
 	VHOST_BLK_NR_COUNTERS = VHOST_BLK_C_LATENCY + VHOST_BLK_LAT_BUCKETS
 };
@@ -144,7 +142,6 @@ static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
 /**
  * struct vhost_blk_req - one request between avail ring and used ring
  * @node: link in the queue's completion list
- * @poll_node: link in the queue's list of polled bios, while @polled
  * @bvq: the queue the request came from
  * @head: its descriptor head, also its index in @bvq->reqs
  * @status: the virtio-blk status to report (VIRTIO_BLK_S_*)
@@ -154,10 +151,6 @@ static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
  * @to_guest: the device writes guest memory (IN): pages become dirty
  * @bounced: @bvecs hold bounce pages owned by the request, not pinned
  *           guest pages
- * @polled: its bio went to the block device with REQ_POLLED: only the
- *          worker polling it completes it (vhost_blk_poll_bios())
- * @retry: its polled bio found no tag at once (REQ_NOWAIT): the worker
- *         submits it again instead of reporting it (vhost_blk_retry())
  * @logged: dirty logging was on when the request started: @status_log (and
  *          @log, when the device writes data) go to the log at completion
  * @status_addr: where the status byte goes, in the owner's address space;
@@ -189,7 +182,6 @@ static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
  */
 struct vhost_blk_req {
 	struct llist_node node;
-	struct list_head poll_node;
 	struct vhost_blk_vq *bvq;
 	u16 head;
 	u8 status;
@@ -197,8 +189,6 @@ struct vhost_blk_req {
 	bool busy;
 	bool to_guest;
 	bool bounced;
-	bool polled;
-	bool retry;
 	bool logged;
 	u8 __user *status_addr;
 	u32 written;
@@ -224,8 +214,6 @@ struct vhost_blk_req {
  *      @completed, @inflight and @serving (see there)
  * @blk: the device
  * @reqs: one request slot per descriptor head, allocated at start
- * @polled: requests whose bio waits to be polled (@polled set); empty
- *          whenever the worker is not in a pass of the queue
  * @completed: requests whose I/O ended, pushed lock-free from bio
  *             completion, drained by @complete_work
  * @complete_work: reports @completed in the used ring, on the worker
@@ -263,7 +251,6 @@ struct vhost_blk_vq {
 	size_t mem_budget;
 	size_t mem_used;
 	size_t mem_wanted;
-	struct list_head polled;
 	struct llist_head completed;
 	struct vhost_work complete_work;
 	atomic_t inflight;

@@ -648,7 +648,6 @@ static const struct {
 	{ VHOST_BLK_A_STAT_INTERRUPTS, "interrupts" },
 	{ VHOST_BLK_A_STAT_USED_BATCHES, "used_batches" },
 	{ VHOST_BLK_A_STAT_DRIVER_ERRORS, "driver_errors" },
-	{ VHOST_BLK_A_STAT_POLLED, "polled" },
 };
 
 /* Every counter and bucket of @s under @prefix in @f, exactly. */
@@ -881,129 +880,6 @@ TEST_F(failing_disk, every_failed_request_is_counted_as_ioerr)
 	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_SECTORS_READ]);
 	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_SECTORS_WRITTEN]);
 	EXPECT_EQ(5U, hist_total(&ds.total));
-}
-
-/*
- * A block device with queues that have no interrupts (null_blk
- * poll_queues): a queue with a busy-loop timeout submits its reads and
- * writes with REQ_POLLED and reaps them itself, as the POLLED counter
- * shows; the data is right.
- */
-FIXTURE(polled_disk) {
-	struct nl_client nl;
-	struct vblk_backend be;
-	struct vblk_dev dev;
-};
-
-FIXTURE_VARIANT(polled_disk) {
-	unsigned int nreqs;		/* requests in flight at once */
-};
-
-FIXTURE_VARIANT_ADD(polled_disk, eight) {
-	.nreqs = 8,
-};
-
-/*
- * More than null_blk's 64 tags per queue: a polled bio that finds no tag
- * goes again by interrupt (REQ_NOWAIT) rather than wait for one that only
- * the waiting worker's polling would free.
- */
-FIXTURE_VARIANT_ADD(polled_disk, eighty) {
-	.nreqs = 80,
-};
-
-FIXTURE_SETUP(polled_disk)
-{
-	struct vblk_backend_opts bo = { .size = 16 * MiB, .poll_queues = 2 };
-	struct vblk_opts o = { .nqueues = 1, .exact_queues = true };
-	int ret;
-
-	ASSERT_EQ(0, client_open(&self->nl));
-	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, &bo);
-	ASSERT_EQ(0, ret) TH_LOG("null_blk with poll queues: %s", strerror(-ret));
-	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
-	ASSERT_EQ(0, ret) TH_LOG("device: %s", strerror(-ret));
-}
-
-FIXTURE_TEARDOWN(polled_disk)
-{
-	vblk_dev_close(&self->dev);
-	vblk_backend_destroy(&self->be);
-	client_close(&self->nl);
-}
-
-#define POLLED_MAX	80
-#define NULLB_TAGS	64
-
-/* @n requests of @type over @bufs at once, each 8 sectors on. */
-static void polled_batch(struct __test_metadata *_metadata, struct vblk_queue *q,
-			 uint32_t type, const struct vblk_buf *bufs, unsigned int n)
-{
-	static struct vblk_req reqs[POLLED_MAX];
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		vblk_req_init(&reqs[i], type, 8 * i, &bufs[i], 1);
-		ASSERT_EQ(0, vblk_queue_add(q, &reqs[i]));
-	}
-	ASSERT_LE(0, vblk_queue_kick(q));
-	for (i = 0; i < n; i++) {
-		ASSERT_EQ(0, vblk_wait(q, &reqs[i], VBLK_TIMEOUT_MS));
-		EXPECT_EQ(VIRTIO_BLK_S_OK, reqs[i].status) TH_LOG("request %u", i);
-	}
-}
-
-/* Each of @bufs holds the pattern of 300 + its index. */
-static void check_polled_data(struct __test_metadata *_metadata,
-			      const struct vblk_buf *bufs, unsigned int n)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		EXPECT_EQ(-1, vblk_pattern_check(bufs[i].hva, bufs[i].len, 300 + i))
-			TH_LOG("request %u", i);
-}
-
-TEST_F(polled_disk, a_polling_queue_reaps_its_bios_and_the_data_is_right)
-{
-	struct vhost_vring_state st = { .index = 0, .num = 1000000 };
-	struct vblk_queue *q = &self->dev.queues[0];
-	static struct vblk_buf bufs[POLLED_MAX];
-	unsigned int i, n = variant->nreqs;
-	static struct dev_stats ds;
-	uint64_t polled;
-
-	for (i = 0; i < n; i++) {
-		ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, 4 * KiB, VBLK_PAGE_SIZE,
-					    &bufs[i]));
-		vblk_pattern_fill(bufs[i].hva, bufs[i].len, 300 + i);
-	}
-	ASSERT_EQ(0, ioctl(self->dev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st));
-	polled_batch(_metadata, q, VIRTIO_BLK_T_OUT, bufs, n);
-	for (i = 0; i < n; i++)
-		memset(bufs[i].hva, 0, bufs[i].len);
-	polled_batch(_metadata, q, VIRTIO_BLK_T_IN, bufs, n);
-	check_polled_data(_metadata, bufs, n);
-	ASSERT_EQ(0, stats_get(&self->nl, vblk_dev_id(self->dev.fd), &ds));
-	polled = ds.total.v[VHOST_BLK_A_STAT_POLLED];
-	/* Past the tags, some may go by interrupt instead. */
-	if (n > NULLB_TAGS) {
-		EXPECT_LT(0U, polled);
-		EXPECT_GE(2ULL * n, polled);
-	} else {
-		EXPECT_EQ(2ULL * n, polled);
-	}
-	EXPECT_EQ(0U, ds.total.v[VHOST_BLK_A_STAT_INFLIGHT]);
-
-	/* Without a timeout the interrupts' queues serve it, not polling. */
-	st.num = 0;
-	ASSERT_EQ(0, ioctl(self->dev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st));
-	polled_batch(_metadata, q, VIRTIO_BLK_T_IN, bufs, n);
-	check_polled_data(_metadata, bufs, n);
-	ASSERT_EQ(0, stats_get(&self->nl, vblk_dev_id(self->dev.fd), &ds));
-	EXPECT_EQ(polled, ds.total.v[VHOST_BLK_A_STAT_POLLED]);
-	EXPECT_EQ(3ULL * n, ds.total.v[VHOST_BLK_A_STAT_REQ_IN] +
-			    ds.total.v[VHOST_BLK_A_STAT_REQ_OUT]);
 }
 
 /* ------------------------------------------------------------------------

@@ -126,11 +126,7 @@ FIXTURE_VARIANT(polling) {
 	bool catchable;
 };
 
-/*
- * Notifications off is VRING_USED_F_NO_NOTIFY in the used ring... null_blk
- * has a queue without interrupts (its poll_queues default is 1): the
- * worker reaps the bios it sends with REQ_POLLED.
- */
+/* Notifications off is VRING_USED_F_NO_NOTIFY in the used ring... */
 FIXTURE_VARIANT_ADD(polling, flags) {
 	.features = 0,
 	.backend = VBLK_BE_NULLB,
@@ -144,7 +140,7 @@ FIXTURE_VARIANT_ADD(polling, event_idx) {
 	.catchable = true,
 };
 
-/* A loop device has no queue without interrupts: its bios are not polled. */
+/* A loop device: its I/O runs on a kworker, not in the submitting thread. */
 FIXTURE_VARIANT_ADD(polling, event_idx_loop) {
 	.features = 1ULL << VIRTIO_RING_F_EVENT_IDX,
 	.backend = VBLK_BE_LOOP,

@@ -375,8 +375,6 @@ struct vblk_backend_opts {
 	bool no_memory;		/* null_blk: not memory backed */
 	/* null_blk: complete every request after this many ns (timer). */
 	unsigned long completion_nsec;
-	/* null_blk: hardware queues without interrupts, for REQ_POLLED. */
-	unsigned int poll_queues;
 	/* dm-flakey: seconds up, then seconds failing every I/O. */
 	unsigned int flakey_up, flakey_down;
 };

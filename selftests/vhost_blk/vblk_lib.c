@@ -1525,8 +1525,6 @@ static int nullb_create(char *name, size_t namelen,
 		ret = write_attr(dir, "memory_backed", !o->no_memory);
 	if (!ret && o->discard)
 		ret = write_attr(dir, "discard", 1);
-	if (!ret && o->poll_queues)
-		ret = write_attr(dir, "poll_queues", o->poll_queues);
 	if (!ret && o->completion_nsec) {
 		ret = write_attr(dir, "irqmode", 2);
 		if (!ret)
