@@ -176,14 +176,17 @@ $(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_tes
 	$(CC) $(USER_CFLAGS) $(CFLAGS) -DVBLK_FAULT_TESTS -isystem $(KSRC)/tools/testing/selftests \
 		-o $@ $< $(SELFTEST_LIB) $(LDFLAGS)
 
-# The benchmark driver: the selftests' guest library without a guest, and
-# the helper's client of the netlink family for the device's counters.
+# The benchmark driver: the selftests' guest library without a guest, the
+# helper's client of the netlink family for the device's counters, and
+# liburing (liburing-dev) for --bare.
+URING_CFLAGS := $(shell pkg-config --cflags liburing 2>/dev/null)
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 $(BENCH): bench/vhostblk-bench.c $(SELFTEST_LIB) $(wildcard selftests/vhost_blk/*.h) \
 		helper/nlclient.c helper/nlclient.h uapi/linux/vhost_blk.h \
 		uapi/linux/vhost_blk_nl.h | kernel-check
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(CFLAGS) $(NL_CFLAGS) -Iselftests/vhost_blk -Ihelper -o $@ $< \
-		$(SELFTEST_LIB) helper/nlclient.c $(LDFLAGS) $(NL_LIBS) -lpthread
+	$(CC) $(USER_CFLAGS) $(CFLAGS) $(NL_CFLAGS) $(URING_CFLAGS) -Iselftests/vhost_blk -Ihelper \
+		-o $@ $< $(SELFTEST_LIB) helper/nlclient.c $(LDFLAGS) $(NL_LIBS) $(URING_LIBS) -lpthread
 
 # The second-level guests' initramfs, and blkcheck built static for it and
 # dynamic for the test VM's side. The image script skips an image that is up
@@ -240,11 +243,12 @@ demo: all guest-fio
 		-- scripts/demo $(DEMO_SECONDS)
 
 # All configurations in one boot of the test VM; results under bench/results/.
-# BENCH_CONFIGS and BENCH_GUEST_QUEUES go through to bench/run.
+# BENCH_CONFIGS, BENCH_GUEST_QUEUES and BENCH_POLL_US go through to bench/run.
 bench: all guest-fio $(if $(QUICK),,qemu)
 	@$(VM) run --kver $(KVER) --timeout 5400 --log $(BUILD)/bench-console.log \
 		$(if $(BENCH_CONFIGS),--env 'BENCH_CONFIGS=$(BENCH_CONFIGS)') \
 		$(if $(BENCH_GUEST_QUEUES),--env 'BENCH_GUEST_QUEUES=$(BENCH_GUEST_QUEUES)') \
+		$(if $(BENCH_POLL_US),--env 'BENCH_POLL_US=$(BENCH_POLL_US)') \
 		-- bench/run $(if $(QUICK),--quick) $(TOP)/bench/results
 
 vm-run: all

@@ -8,29 +8,39 @@
  * shares its memory and rings with the back-end, as QEMU would. Built on the
  * selftests' guest-in-a-process library (selftests/vhost_blk/vblk.h, vu.h).
  *
- *   vhostblk-bench (--device DEV | --vhost-user SOCKET)
+ * Or, with --bare, no virtio device at all: the same driver loop on the
+ * block device itself through io_uring (liburing; O_DIRECT, registered file
+ * and buffers), the reference that the virtio modes are compared with. The
+ * same threads, queue depths, offsets, batching, latency and CPU accounting
+ * (see bare_thread), so that the only difference is the device in between.
+ *
+ *   vhostblk-bench (--device DEV | --vhost-user SOCKET | --bare DEV)
  *                  [--rw randread|randwrite|read|write] [--bs BYTES]
- *                  [--depth N] [--queues N] [--queue-workers] [--seconds N]
- *                  [--watch PID]...
+ *                  [--depth N] [--queues N] [--queue-workers] [--poll-us N]
+ *                  [--seconds N] [--watch PID]...
  *
  * One thread per queue keeps DEPTH requests in flight until the time is up.
+ * With --device, --poll-us gives every queue that busy-poll time
+ * (VHOST_SET_VRING_BUSYLOOP_TIMEOUT, microseconds).
  * Prints one JSON object: IOPS, bandwidth, mean and p99 latency (from the
  * request's publication to its reaping), and the CPU seconds spent during
- * the run by this process ("cpu_driver_s", the guest driver's share) and by
- * the device side ("cpu_device_s"): each --watch process (a vhost-user
- * back-end) and the vhost worker threads of this process and of the watched
- * ones (threads named "vhost-<owner pid>": kernel threads before Linux 6.4,
- * threads of the owner since, then left out of the owner's own share), and
- * with --queue-workers one per queue (--device, Linux 6.5). Of it the watched
- * processes' own threads alone ("cpu_daemon_s": a back-end's share outside
- * the kernel's worker). The device side's threads are sampled while the
- * device is open: a worker ends with its device.
+ * the run by this process ("cpu_driver_s", the guest driver's share; with
+ * --bare all of it, the kernel's submission and completion included) and by
+ * the device side ("cpu_device_s", 0 with --bare: there is none): each
+ * --watch process (a vhost-user back-end) and the vhost worker threads of
+ * this process and of the watched ones (threads named "vhost-<owner pid>":
+ * kernel threads before Linux 6.4, threads of the owner since, then left out
+ * of the owner's own share), and with --queue-workers one per queue
+ * (--device, Linux 6.5). Of it the watched processes' own threads alone
+ * ("cpu_daemon_s": a back-end's share outside the kernel's worker; null
+ * with --bare). The device side's threads are sampled while the device is
+ * open: a worker ends with its device.
  *
  * And what the kernel device counted during the run (the vhost_blk netlink
  * family, read as root): requests, used-ring updates, interrupts and kick
  * passes, "dev_*" keys; of this process's device with --device, of the
  * watched processes' devices with --vhost-user (a vhostblk-setup serve).
- * null where there is no such device or the family cannot be read.
+ * null where there is no such device (--bare) or the family cannot be read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +54,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <liburing.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "nlclient.h"
 #include "vblk.h"
@@ -53,12 +68,14 @@
 struct bench_opts {
 	const char *device;
 	const char *socket;
+	const char *bare;	/* block device driven through io_uring */
 	bool write;
 	bool random;
 	unsigned int bs;
 	unsigned int depth;
 	unsigned int queues;
 	bool queue_workers;	/* --device: a worker per queue (Linux 6.5) */
+	unsigned int poll_us;	/* --device: each queue's busy-poll time */
 	unsigned int seconds;
 	pid_t watch[8];
 	unsigned int nwatch;
@@ -77,6 +94,11 @@ struct bench_queue {
 	size_t nlat, cap;
 	uint64_t next_block;	/* sequential position, or xorshift state */
 	int err;
+	/* --bare: the queue's own io_uring and its registered buffers. */
+	struct io_uring ring;
+	bool ring_ok;		/* ring set up: io_uring_queue_exit it */
+	struct iovec *iov;	/* one buffer per request */
+	void *buf_mem;
 };
 
 static uint64_t now_ns(void)
@@ -162,6 +184,105 @@ static void *queue_thread(void *arg)
 		 */
 		if (!ret && !vblk_queue_used_pending(bq->q))
 			ret = vblk_queue_kick(bq->q) < 0 ? -EIO : 0;
+	}
+	bq->err = ret;
+	return NULL;
+}
+
+/*
+ * --bare: request @i's read or write at the next offset, drawn as submit()
+ * draws it, in the ring's submission queue. Like vblk_queue_add it only
+ * publishes: the kernel sees it at the next bare_kick. Its latency runs from
+ * here, as submit()'s from vblk_queue_add.
+ */
+static int bare_submit(struct bench_queue *bq, unsigned int i)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
+	uint64_t off = pick_block(bq) * bq->opts->bs;
+
+	if (!sqe)
+		return -EBUSY;	/* not with depth entries for depth requests */
+	if (bq->opts->write)
+		io_uring_prep_write_fixed(sqe, 0, bq->iov[i].iov_base, bq->opts->bs,
+					  off, i);
+	else
+		io_uring_prep_read_fixed(sqe, 0, bq->iov[i].iov_base, bq->opts->bs,
+					 off, i);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, i);
+	bq->start_ns[i] = now_ns();
+	return 0;
+}
+
+/* The kick: hands the published requests to the kernel; none, no syscall. */
+static int bare_kick(struct bench_queue *bq)
+{
+	int ret = io_uring_submit(&bq->ring);
+
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * The next completion, waiting up to @timeout_s as vblk_reap does: a ready
+ * one without a syscall, else one io_uring_enter that sleeps until one comes
+ * (the virtio modes' poll on the call eventfd). Its request in @i.
+ */
+static int bare_reap(struct bench_queue *bq, unsigned int *i, long timeout_s)
+{
+	struct __kernel_timespec ts = { .tv_sec = timeout_s };
+	struct io_uring_cqe *cqe;
+	int ret, res;
+
+	do
+		ret = io_uring_wait_cqe_timeout(&bq->ring, &cqe, &ts);
+	while (ret == -EINTR);
+	if (ret)
+		return ret == -ETIME ? -ETIMEDOUT : ret;
+	*i = io_uring_cqe_get_data64(cqe);
+	res = cqe->res;
+	io_uring_cqe_seen(&bq->ring, cqe);
+	if (*i >= bq->opts->depth)
+		return -EPROTO;
+	if (res < 0)
+		return res;
+	return (unsigned int)res == bq->opts->bs ? 0 : -EIO;
+}
+
+/*
+ * --bare's queue_thread, step for step: DEPTH requests published, one kick;
+ * then reap one, record its latency, publish its successor at once (until
+ * the deadline), and kick when nothing more is ready to reap, so that a
+ * kick carries every request refilled since the last one. What io_uring
+ * changes: the kick (io_uring_submit, one io_uring_enter) also does the
+ * submission, in this thread, where the vhost worker does it in its own;
+ * and with null_blk or brd the completion too. io_uring_submit_and_wait
+ * could merge a kick with the next wait; it is not used, so that the
+ * system calls per batch are the virtio modes' (a kick, a wait).
+ */
+static void *bare_thread(void *arg)
+{
+	struct bench_queue *bq = arg;
+	unsigned int i, inflight = 0;
+	uint64_t t;
+	int ret = 0;
+
+	for (i = 0; i < bq->opts->depth && !ret; i++, inflight++)
+		ret = bare_submit(bq, i);
+	if (!ret)
+		ret = bare_kick(bq);
+	while (!ret && inflight) {
+		ret = bare_reap(bq, &i, 10);
+		if (ret)
+			break;
+		inflight--;
+		t = now_ns();
+		ret = record(bq, t - bq->start_ns[i]);
+		if (!ret && t < bq->deadline_ns) {
+			ret = bare_submit(bq, i);
+			inflight++;
+		}
+		if (!ret && !io_uring_cq_ready(&bq->ring))
+			ret = bare_kick(bq);
 	}
 	bq->err = ret;
 	return NULL;
@@ -255,10 +376,10 @@ static int cmp_u64(const void *a, const void *b)
 static int usage(FILE *f, int status)
 {
 	fprintf(f,
-		"usage: vhostblk-bench (--device DEV | --vhost-user SOCKET)\n"
+		"usage: vhostblk-bench (--device DEV | --vhost-user SOCKET | --bare DEV)\n"
 		"                      [--rw randread|randwrite|read|write] [--bs BYTES]\n"
-		"                      [--depth N] [--queues N] [--queue-workers] [--seconds N]\n"
-		"                      [--watch PID]...\n");
+		"                      [--depth N] [--queues N] [--queue-workers] [--poll-us N]\n"
+		"                      [--seconds N] [--watch PID]...\n");
 	return status;
 }
 
@@ -284,6 +405,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	static const struct option longopts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vhost-user", required_argument, NULL, 'u' },
+		{ "bare", required_argument, NULL, 'B' },
 		{ "rw", required_argument, NULL, 'r' },
 		{ "bs", required_argument, NULL, 'b' },
 		{ "depth", required_argument, NULL, 'q' },
@@ -291,6 +413,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "watch", required_argument, NULL, 'w' },
 		{ "queue-workers", no_argument, NULL, 'W' },
+		{ "poll-us", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -307,8 +430,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		case 'u':
 			o->socket = optarg;
 			break;
+		case 'B':
+			o->bare = optarg;
+			break;
 		case 'W':
 			o->queue_workers = true;
+			break;
+		case 'P':
+			if (parse_uint("--poll-us", optarg, 0, 1000000, &o->poll_us))
+				return -1;
 			break;
 		case 'r':
 			o->random = !strncmp(optarg, "rand", 4);
@@ -355,8 +485,22 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			return -1;
 		}
 	}
-	if (optind != argc || !o->device == !o->socket) {
-		usage(stderr, 0);
+	if (optind != argc) {
+		fprintf(stderr, "vhostblk-bench: '%s': unexpected argument\n", argv[optind]);
+		return -1;
+	}
+	if (!!o->device + !!o->socket + !!o->bare != 1) {
+		fprintf(stderr, "vhostblk-bench: %s\n", o->device || o->socket || o->bare ?
+			"--device, --vhost-user and --bare exclude each other" :
+			"no device: give --device DEV, --vhost-user SOCKET or --bare DEV (--help)");
+		return -1;
+	}
+	if (o->bare && o->nwatch) {
+		fprintf(stderr, "vhostblk-bench: --watch: not with --bare (no device process to watch)\n");
+		return -1;
+	}
+	if (o->poll_us && !o->device) {
+		fprintf(stderr, "vhostblk-bench: --poll-us: only with --device (a vhost-user back-end is told by its own options)\n");
 		return -1;
 	}
 	if (o->queue_workers && !o->device) {
@@ -370,7 +514,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 struct bench_dev {
 	struct vblk_dev kdev;
 	struct vu_frontend fe;
-	struct vblk_dev *dev;
+	struct vblk_dev *dev;	/* NULL with --bare */
+	int bare_fd;		/* --bare's block device, or -1 */
 	uint64_t capacity;	/* sectors */
 };
 
@@ -388,6 +533,98 @@ static unsigned int ring_size(unsigned int depth)
 	return size;
 }
 
+/*
+ * --bare: opens the block device for direct I/O, its capacity in
+ * @bd->capacity. Prints why it cannot.
+ */
+static int bare_open(struct bench_dev *bd, const struct bench_opts *o)
+{
+	const char *what;
+	struct stat st;
+	uint64_t bytes;
+	int lbs;
+
+	/* O_DIRECT once it is known to be a block device: elsewhere it can fail. */
+	bd->bare_fd = open(o->bare, (o->write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (bd->bare_fd < 0) {
+		what = "open";
+		goto fail;
+	}
+	if (fstat(bd->bare_fd, &st)) {
+		what = "stat";
+		goto fail;
+	}
+	if (!S_ISBLK(st.st_mode)) {
+		fprintf(stderr, "vhostblk-bench: %s: not a block device\n", o->bare);
+		return -ENOTBLK;
+	}
+	if (fcntl(bd->bare_fd, F_SETFL, O_DIRECT)) {
+		what = "O_DIRECT";
+		goto fail;
+	}
+	if (ioctl(bd->bare_fd, BLKGETSIZE64, &bytes)) {
+		what = "BLKGETSIZE64";
+		goto fail;
+	}
+	if (ioctl(bd->bare_fd, BLKSSZGET, &lbs)) {
+		what = "BLKSSZGET";
+		goto fail;
+	}
+	/* Direct I/O in units of the logical block, as a virtio-blk device's. */
+	if (lbs <= 0 || o->bs % lbs) {
+		fprintf(stderr, "vhostblk-bench: %s: --bs %u is not a multiple of its %d-byte logical blocks\n",
+			o->bare, o->bs, lbs);
+		return -EINVAL;
+	}
+	bd->capacity = bytes / 512;
+	return 0;
+fail:
+	fprintf(stderr, "vhostblk-bench: %s: %s: %s\n", o->bare, what, strerror(errno));
+	return -errno;
+}
+
+/*
+ * --bare: queue @bq's own io_uring, DEPTH entries, with the device as its
+ * registered file 0 and DEPTH registered buffers of --bs bytes, page
+ * aligned (the virtio modes' buffers are too). Prints why it cannot.
+ */
+static int bare_queue_init(struct bench_queue *bq, const struct bench_opts *o,
+			   int fd)
+{
+	const char *what = "io_uring_queue_init";
+	unsigned int i;
+	int ret;
+
+	bq->start_ns = calloc(o->depth, sizeof(*bq->start_ns));
+	bq->iov = calloc(o->depth, sizeof(*bq->iov));
+	ret = ENOMEM;
+	if (bq->start_ns && bq->iov)
+		ret = posix_memalign(&bq->buf_mem, 4096, (size_t)o->depth * o->bs);
+	if (ret) {
+		bq->buf_mem = NULL;
+		fprintf(stderr, "vhostblk-bench: %s: buffers: %s\n", o->bare, strerror(ret));
+		return -ret;
+	}
+	memset(bq->buf_mem, 0, (size_t)o->depth * o->bs);
+	for (i = 0; i < o->depth; i++) {
+		bq->iov[i].iov_base = (char *)bq->buf_mem + (size_t)i * o->bs;
+		bq->iov[i].iov_len = o->bs;
+	}
+	ret = io_uring_queue_init(o->depth, &bq->ring, 0);
+	if (!ret) {
+		bq->ring_ok = true;
+		what = "io_uring_register_files";
+		ret = io_uring_register_files(&bq->ring, &fd, 1);
+	}
+	if (!ret) {
+		what = "io_uring_register_buffers";
+		ret = io_uring_register_buffers(&bq->ring, bq->iov, o->depth);
+	}
+	if (ret)
+		fprintf(stderr, "vhostblk-bench: %s: %s: %s\n", o->bare, what, strerror(-ret));
+	return ret;
+}
+
 static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 {
 	struct vblk_opts vo = {
@@ -399,13 +636,26 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 		.queue_workers = o->queue_workers,
 	};
 	struct vhost_blk_config cfg;
+	unsigned int i;
 	int ret;
 
+	if (o->bare)
+		return bare_open(bd, o);
 	if (o->device) {
 		ret = vblk_dev_start(&bd->kdev, &vo, o->device, O_RDWR);
 		if (ret)
 			return ret;
 		bd->dev = &bd->kdev;
+		for (i = 0; o->poll_us && i < o->queues; i++) {
+			struct vhost_vring_state st = { .index = i, .num = o->poll_us };
+
+			if (ioctl(bd->kdev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st)) {
+				ret = -errno;
+				fprintf(stderr, "vhostblk-bench: %s: busy-poll time of queue %u: %s\n",
+					o->device, i, strerror(errno));
+				return ret;
+			}
+		}
 		ret = vblk_dev_get_config(bd->dev, &cfg);
 		if (ret)
 			return ret;
@@ -422,6 +672,8 @@ static int bench_open(struct bench_dev *bd, const struct bench_opts *o)
 
 static void bench_close(struct bench_dev *bd)
 {
+	if (bd->bare_fd >= 0)
+		close(bd->bare_fd);
 	if (bd->dev == &bd->kdev)
 		vblk_dev_close(&bd->kdev);
 	else if (bd->dev)
@@ -465,7 +717,7 @@ static void device_counts(const struct bench_dev *bd, const struct bench_opts *o
 	int n, i;
 
 	memset(dc, 0, sizeof(*dc));
-	if (nlc_open(&nlc))
+	if (o->bare || nlc_open(&nlc))
 		return;
 	if (o->device) {
 		dc->ok = !nlc_stats_get(nlc, vblk_dev_id(bd->dev->fd), &st);
@@ -504,7 +756,7 @@ int main(int argc, char **argv)
 {
 	struct bench_queue bqs[VHOST_BLK_MAX_QUEUES] = { 0 };
 	struct dev_counts counts_before, counts_after;
-	struct bench_dev bd = { 0 };
+	struct bench_dev bd = { .bare_fd = -1 };
 	struct bench_opts o;
 	pthread_t threads[VHOST_BLK_MAX_QUEUES];
 	uint64_t start, elapsed, total = 0, sum = 0, *all, dev_ticks, dmn_ticks;
@@ -517,8 +769,10 @@ int main(int argc, char **argv)
 		return 2;
 	ret = bench_open(&bd, &o);
 	if (ret) {
-		fprintf(stderr, "vhostblk-bench: %s: %s\n",
-			o.device ? o.device : o.socket, strerror(-ret));
+		/* bare_open said why. */
+		if (!o.bare)
+			fprintf(stderr, "vhostblk-bench: %s: %s\n",
+				o.device ? o.device : o.socket, strerror(-ret));
 		bench_close(&bd);
 		return 1;
 	}
@@ -531,10 +785,16 @@ int main(int argc, char **argv)
 		struct bench_queue *bq = &bqs[qi];
 
 		bq->opts = &o;
-		bq->q = &bd.dev->queues[qi];
 		bq->blocks = bd.capacity / (o.bs / 512);
 		bq->next_block = o.random ? 0x9e3779b97f4a7c15ULL * (qi + 1) :
 			bq->blocks / o.queues * qi;
+		if (o.bare) {
+			ret = bare_queue_init(bq, &o, bd.bare_fd);
+			if (ret)
+				break;
+			continue;
+		}
+		bq->q = &bd.dev->queues[qi];
 		bq->reqs = calloc(o.depth, sizeof(*bq->reqs));
 		bq->bufs = calloc(o.depth, sizeof(*bq->bufs));
 		bq->start_ns = calloc(o.depth, sizeof(*bq->start_ns));
@@ -547,6 +807,12 @@ int main(int argc, char **argv)
 		if (ret)
 			break;
 	}
+	if (ret) {
+		/* bare_queue_init said why. */
+		if (!o.bare)
+			fprintf(stderr, "vhostblk-bench: buffers: %s\n", strerror(-ret));
+		goto out;
+	}
 	/* This process's workers are its threads since 6.4: not the driver's. */
 	driver_s = rusage_s() - (double)worker_ticks(getpid()) / sysconf(_SC_CLK_TCK);
 	dev_ticks = device_ticks(&o);
@@ -555,7 +821,8 @@ int main(int argc, char **argv)
 	start = now_ns();
 	for (qi = 0; qi < o.queues && !ret; qi++) {
 		bqs[qi].deadline_ns = start + o.seconds * 1000000000ULL;
-		if (pthread_create(&threads[qi], NULL, queue_thread, &bqs[qi]))
+		if (pthread_create(&threads[qi], NULL, o.bare ? bare_thread : queue_thread,
+				   &bqs[qi]))
 			ret = -EAGAIN;
 	}
 	while (qi--)
@@ -592,13 +859,18 @@ int main(int argc, char **argv)
 	qsort(all, total, sizeof(*all), cmp_u64);
 	printf("{\"ios\": %" PRIu64 ", \"seconds\": %.3f, \"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_mean_us\": %.1f, \"lat_p99_us\": %.1f, \"cpu_driver_s\": %.3f, "
-	       "\"cpu_device_s\": %.2f, \"cpu_daemon_s\": %.2f, \"workers\": %u",
+	       "\"cpu_device_s\": %.2f, ",
 	       total, elapsed / 1e9, total / (elapsed / 1e9),
 	       total * (double)o.bs / (1 << 20) / (elapsed / 1e9),
 	       total ? sum / 1e3 / total : 0.0,
 	       total ? all[(total - 1) * 99 / 100] / 1e3 : 0.0,
-	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK),
-	       (double)dmn_ticks / sysconf(_SC_CLK_TCK), workers);
+	       driver_s, (double)dev_ticks / sysconf(_SC_CLK_TCK));
+	/* --bare: no back-end process, whose share this would be. */
+	if (o.bare)
+		printf("\"cpu_daemon_s\": null");
+	else
+		printf("\"cpu_daemon_s\": %.2f", (double)dmn_ticks / sysconf(_SC_CLK_TCK));
+	printf(", \"workers\": %u", workers);
 	print_counts(&counts_before, &counts_after);
 	printf("}\n");
 	free(all);
@@ -608,6 +880,10 @@ out:
 		free(bqs[qi].bufs);
 		free(bqs[qi].start_ns);
 		free(bqs[qi].lat_ns);
+		if (bqs[qi].ring_ok)
+			io_uring_queue_exit(&bqs[qi].ring);
+		free(bqs[qi].iov);
+		free(bqs[qi].buf_mem);
 	}
 	bench_close(&bd);
 	return ret ? 1 : 0;

@@ -180,7 +180,32 @@ static int kernel_workers(struct conn *c)
 	return ret;
 }
 
-/* Owner, workers, settings and backend: a device ready for GET_CONFIG. */
+/*
+ * Every queue's busy-poll time (--poll-us), once the device has its owner.
+ * The vhost core keeps it until the owner goes, that is for the life of
+ * the connection: RESET_DEVICE and ring restarts leave it, and the next
+ * connection's device gets it here again. vhost-user has no message for
+ * it, so the front-end cannot change it.
+ */
+static int kernel_poll(struct conn *c)
+{
+	unsigned int i;
+	int ret = 0;
+
+	if (!c->opts->poll_us)
+		return 0;	/* a new device's queues do not poll */
+	for (i = 0; i < c->opts->num_queues && !ret; i++) {
+		struct vhost_vring_state s = { .index = i, .num = c->opts->poll_us };
+
+		ret = KIOCTL(c, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s);
+	}
+	return ret;
+}
+
+/*
+ * Owner, workers, busy polling, settings and backend: a device ready for
+ * GET_CONFIG.
+ */
 static int kernel_setup(struct conn *c)
 {
 	uint32_t ro = c->opts->read_only;
@@ -189,6 +214,8 @@ static int kernel_setup(struct conn *c)
 	ret = KIOCTL(c, VHOST_SET_OWNER, NULL);
 	if (!ret)
 		ret = kernel_workers(c);
+	if (!ret)
+		ret = kernel_poll(c);
 	if (!ret && c->opts->serial) {
 		char serial[VIRTIO_BLK_ID_BYTES] = { 0 };
 

@@ -13,7 +13,8 @@ struct conn;
 
 /*
  * Sets up a connection on @sock: a fresh /dev/vhost-blk owned by this
- * process, with the queues, workers, serial and read-only flag of @opts and
+ * process, with the queues, workers, busy-poll time, serial and read-only
+ * flag of @opts and
  * the backend @backend_fd (kept by the caller). NULL when that failed: logged, @sock
  * closed. @name prefixes the log lines.
  */

@@ -28,6 +28,39 @@ static void print_word(const char *s, int width)
 		putchar(' ');
 }
 
+/*
+ * The busy-poll time: "-" when no queue polls, "50us" when every queue
+ * polls that long, else each queue's time ("10,20,0us").
+ */
+static void print_poll(const struct nlc_dev *d)
+{
+	bool same = true, any = false;
+	unsigned int i;
+
+	for (i = 0; i < d->npoll_us; i++) {
+		any |= d->poll_us[i] != 0;
+		same &= d->poll_us[i] == d->poll_us[0];
+	}
+	if (!any) {
+		putchar('-');
+		return;
+	}
+	for (i = 0; i < (same ? 1 : d->npoll_us); i++)
+		printf("%s%" PRIu32, i ? "," : "", d->poll_us[i]);
+	printf("us");
+}
+
+/* @n values as a JSON array. */
+static void print_json_array(const uint32_t *v, unsigned int n)
+{
+	unsigned int i;
+
+	putchar('[');
+	for (i = 0; i < n; i++)
+		printf("%s%" PRIu32, i ? ", " : "", v[i]);
+	putchar(']');
+}
+
 static void print_brief(const struct nlc_dev *d)
 {
 	char buf[32];
@@ -45,8 +78,10 @@ static void print_brief(const struct nlc_dev *d)
 		snprintf(buf, sizeof(buf), "%" PRIu32 ":%" PRIu32, d->major, d->minor);
 	else
 		snprintf(buf, sizeof(buf), "-");
-	printf(" %-7s %-2s %" PRIu32 "\n", buf,
+	printf(" %-7s %-2s %-3" PRIu32 " ", buf,
 	       !d->has_backend ? "-" : d->read_only ? "ro" : "rw", d->num_queues);
+	print_poll(d);
+	putchar('\n');
 }
 
 static void print_json(const struct nlc_dev *d)
@@ -72,8 +107,13 @@ static void print_json(const struct nlc_dev *d)
 		printf("null, \"backend_major\": null, \"backend_minor\": null, "
 		       "\"read_only\": null");
 	}
-	printf(", \"num_queues\": %" PRIu32 ", \"features\": %" PRIu64 "}",
+	printf(", \"num_queues\": %" PRIu32 ", \"features\": %" PRIu64,
 	       d->num_queues, d->features);
+	printf(", \"workers\": ");
+	print_json_array(d->workers, d->nworkers);
+	printf(", \"poll_us\": ");
+	print_json_array(d->poll_us, d->npoll_us);
+	putchar('}');
 }
 
 int cmd_list(int argc, char **argv)
@@ -98,9 +138,11 @@ int cmd_list(int argc, char **argv)
 			       "\n"
 			       "List every open vhost-blk device, one line each: id, state\n"
 			       "(no-owner, no-backend, running, queue-error, stopped), owner pid and\n"
-			       "command, backend and its major:minor, ro or rw, queues; '-'\n"
-			       "where there is none. --json: a JSON array of objects. Needs\n"
-			       "root (CAP_NET_ADMIN).\n");
+			       "command, backend and its major:minor, ro or rw, queues, busy-poll\n"
+			       "time (50us; per queue when they differ: 10,20us); '-' where there\n"
+			       "is none. --json: a JSON array of objects, with each queue's worker\n"
+			       "thread id (workers) and busy-poll time (poll_us) too. Needs root\n"
+			       "(CAP_NET_ADMIN).\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;

@@ -84,7 +84,30 @@ static void get_string(struct nlattr *a, char *buf, size_t len)
 	nla_strlcpy(buf, a, len);
 }
 
-static int parse_dev(struct nlattr **tb, struct nlc_dev *d)
+/*
+ * The attributes @type that come once per queue, in order, into @v (at
+ * most VHOST_BLK_MAX_QUEUES); their number in *n.
+ */
+static bool parse_per_queue(struct genlmsghdr *gh, int type, uint32_t *v,
+			    unsigned int *n)
+{
+	struct nlattr *a;
+	bool ok = true;
+	int rem;
+
+	*n = 0;
+	nla_for_each_attr(a, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), rem) {
+		if (nla_type(a) != type)
+			continue;
+		if (*n == VHOST_BLK_MAX_QUEUES)
+			return false;
+		v[(*n)++] = get_u32(a, &ok);
+	}
+	return ok;
+}
+
+static int parse_dev(struct genlmsghdr *gh, struct nlattr **tb,
+		     struct nlc_dev *d)
 {
 	bool ok = true;
 
@@ -123,6 +146,9 @@ static int parse_dev(struct nlattr **tb, struct nlc_dev *d)
 	}
 	if (tb[VHOST_BLK_A_DEV_NUM_QUEUES])
 		d->num_queues = get_u32(tb[VHOST_BLK_A_DEV_NUM_QUEUES], &ok);
+	if (!parse_per_queue(gh, VHOST_BLK_A_DEV_WORKER, d->workers, &d->nworkers) ||
+	    !parse_per_queue(gh, VHOST_BLK_A_DEV_POLL_US, d->poll_us, &d->npoll_us))
+		ok = false;
 	return ok ? 0 : -EPROTO;
 }
 
@@ -214,7 +240,7 @@ static int on_msg(struct nl_msg *msg, void *arg)
 		r->error = r->grow ? -ENOMEM : -EPROTO;
 		return NL_SKIP;
 	}
-	r->error = r->cmd == VHOST_BLK_CMD_DEV_GET ? parse_dev(tb, item) :
+	r->error = r->cmd == VHOST_BLK_CMD_DEV_GET ? parse_dev(gh, tb, item) :
 						     parse_stats(gh, tb, item);
 	return NL_OK;
 }

@@ -32,6 +32,16 @@ struct nlc_dev {
 	bool read_only;			/* with a backend only */
 	uint64_t features;
 	uint32_t num_queues;
+	/*
+	 * Per queue, in queue order (none before the owner set the device
+	 * up): the thread id of the worker that last served it (0: none yet,
+	 * or outside our pid namespace), and its busy-poll time in
+	 * microseconds (0: it does not poll).
+	 */
+	unsigned int nworkers;
+	uint32_t workers[VHOST_BLK_MAX_QUEUES];
+	unsigned int npoll_us;
+	uint32_t poll_us[VHOST_BLK_MAX_QUEUES];
 };
 
 /* One nest of counters: v[] by VHOST_BLK_A_STAT_*, the histogram apart. */

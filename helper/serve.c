@@ -355,7 +355,7 @@ int serve_run(const struct serve_opts *opts_given)
 	const char *name = opts->socket ? opts->socket : "listening socket";
 	int sigfd, lfd = -1, backend_fd, kfd, ret, status = 1;
 	struct signalfd_siginfo si;
-	char fdname[32], on_loop[48];
+	char fdname[32], on_loop[48], polling[40] = "";
 	struct stat backend_st;
 	const char *why;
 	sigset_t old;
@@ -411,10 +411,13 @@ int serve_run(const struct serve_opts *opts_given)
 		close(kfd);
 	}
 
-	serve_log(name, "serving %s%s, %u queue%s, %u worker%s%s", opts->backend,
+	if (opts->poll_us)
+		snprintf(polling, sizeof(polling), ", busy-polling %u us",
+			 opts->poll_us);
+	serve_log(name, "serving %s%s, %u queue%s, %u worker%s%s%s", opts->backend,
 		  on_loop,
 		  opts->num_queues, opts->num_queues == 1 ? "" : "s",
-		  opts->workers, opts->workers == 1 ? "" : "s",
+		  opts->workers, opts->workers == 1 ? "" : "s", polling,
 		  opts->read_only ? ", read-only" : "");
 	for (;;) {
 		struct pollfd pfd[2] = {

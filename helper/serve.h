@@ -14,6 +14,8 @@
 #define SERVE_DEFAULT_QUEUE_SIZE	1024
 #define SERVE_MAX_QUEUE_SIZE		32768
 #define SERVE_DEFAULT_SOCKET_MODE	0600
+/* --poll-us: a second of busy polling per batch is far past any use. */
+#define SERVE_MAX_POLL_US		1000000
 /* Entries of --allow-uid and of --allow-gid. */
 #define SERVE_MAX_ALLOW			16
 
@@ -29,6 +31,11 @@ struct serve_opts {
 	 */
 	unsigned int workers;
 	unsigned int queue_size;	/* largest SET_VRING_NUM accepted */
+	/*
+	 * Busy-poll time of every queue, in microseconds (0: none), given to
+	 * each kernel device as it is set up (VHOST_SET_VRING_BUSYLOOP_TIMEOUT)
+	 */
+	unsigned int poll_us;
 	bool read_only;
 	bool shared;		/* open the backend without O_EXCL */
 	const char *serial;	/* NULL: the kernel's default (empty) */

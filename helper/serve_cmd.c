@@ -86,6 +86,10 @@ static void serve_usage(const char *prog)
 	       "                           online CPU; more than one needs Linux 6.5)\n"
 	       "  --queue-size N           largest virtqueue size accepted, a power of 2\n"
 	       "                           up to %d (default %d)\n"
+	       "  --poll-us N              busy-poll each queue for up to N microseconds\n"
+	       "                           after serving a batch, 0..%d (default 0:\n"
+	       "                           no polling; costs host CPU while the guest\n"
+	       "                           does I/O)\n"
 	       "  --read-only              serve read-only (DEV is opened read-only)\n"
 	       "  --shared                 do not open DEV exclusively (O_EXCL; an image\n"
 	       "                           file: do not lock it): another program or a\n"
@@ -103,7 +107,7 @@ static void serve_usage(const char *prog)
 	       "  --print-capabilities     print the vhost-user capabilities and exit\n"
 	       "  -h, --help               this text\n",
 	       prog, VHOST_BLK_MAX_QUEUES, SERVE_MAX_QUEUE_SIZE,
-	       SERVE_DEFAULT_QUEUE_SIZE, VIRTIO_BLK_ID_BYTES);
+	       SERVE_DEFAULT_QUEUE_SIZE, SERVE_MAX_POLL_US, VIRTIO_BLK_ID_BYTES);
 }
 
 int cmd_serve(const char *prog, int argc, char **argv)
@@ -111,7 +115,7 @@ int cmd_serve(const char *prog, int argc, char **argv)
 	enum { OPT_BACKEND = 256, OPT_SOCKET, OPT_FD, OPT_QUEUES, OPT_QSIZE,
 	       OPT_RO, OPT_SHARED, OPT_SERIAL, OPT_CAPS, OPT_SOCKET_MODE,
 	       OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_USER,
-	       OPT_WORKERS };
+	       OPT_WORKERS, OPT_POLL_US };
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "blk-file", required_argument, NULL, OPT_BACKEND },
@@ -121,6 +125,7 @@ int cmd_serve(const char *prog, int argc, char **argv)
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "queue-size", required_argument, NULL, OPT_QSIZE },
+		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "read-only", no_argument, NULL, OPT_RO },
 		{ "shared", no_argument, NULL, OPT_SHARED },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
@@ -176,6 +181,11 @@ int cmd_serve(const char *prog, int argc, char **argv)
 			if (o.queue_size & (o.queue_size - 1))
 				return usage_error("serve", "--queue-size: %u is not a power of 2",
 						   o.queue_size);
+			break;
+		case OPT_POLL_US:
+			if (parse_uint("serve", "--poll-us", optarg, 0,
+				       SERVE_MAX_POLL_US, &o.poll_us))
+				return EXIT_USAGE;
 			break;
 		case OPT_RO:
 			o.read_only = true;

@@ -89,6 +89,16 @@ static inline bool vhost_blk_vq_work_queue(struct vhost_virtqueue *vq,
 #endif
 }
 
+/* Whether the worker of @vq has other work queued (6.5: per worker). */
+static inline bool vhost_blk_vq_has_work(struct vhost_virtqueue *vq)
+{
+#ifdef VHOST_BLK_HAVE_VQ_WORKERS
+	return vhost_vq_has_work(vq);
+#else
+	return vhost_has_work(vq->dev);
+#endif
+}
+
 /*
  * 6.5: VHOST_NEW_WORKER, VHOST_FREE_WORKER, VHOST_ATTACH_VRING_WORKER and
  * VHOST_GET_VRING_WORKER, for the owner to give queues workers of their

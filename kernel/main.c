@@ -21,9 +21,14 @@
 
 #include "vhost_blk.h"
 
-/* Fairness limits per handle_kick run, as the other vhost devices use. */
+/*
+ * Fairness limit per pass of a queue's worker: requests, as the other vhost
+ * devices count. No byte limit (vhost-scsi has none either): the worker
+ * pins a request's pages, it does not copy them, and vhost-net's 0x80000
+ * bytes would end a pass after a single 512 KiB request.
+ */
 #define VHOST_BLK_PKT_WEIGHT	256
-#define VHOST_BLK_BYTE_WEIGHT	0x80000
+#define VHOST_BLK_BYTE_WEIGHT	0
 
 /* Offered whatever the backend. */
 #define VHOST_BLK_FEATURES	(BIT_ULL(VIRTIO_F_VERSION_1) | \

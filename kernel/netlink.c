@@ -133,6 +133,10 @@ static int vhost_blk_nl_fill_dev(struct sk_buff *skb, struct vhost_blk *blk)
 		if (nla_put_u32(skb, VHOST_BLK_A_DEV_WORKER,
 				vhost_blk_nl_tid(READ_ONCE(blk->vqs[q].worker_tid))))
 			return -EMSGSIZE;
+	for (q = 0; ready && q < nvqs; q++)
+		if (nla_put_u32(skb, VHOST_BLK_A_DEV_POLL_US,
+				READ_ONCE(blk->vqs[q].vq.busyloop_timeout)))
+			return -EMSGSIZE;
 	return 0;
 }
 
@@ -196,7 +200,7 @@ static size_t vhost_blk_nl_stats_size(unsigned int nvqs)
 /* What DEV_GET's message for a device of @nvqs queues takes. */
 static size_t vhost_blk_nl_dev_size(unsigned int nvqs)
 {
-	return genlmsg_total_size((6 + nvqs) * nla_total_size(sizeof(u32)) +
+	return genlmsg_total_size((6 + 2 * nvqs) * nla_total_size(sizeof(u32)) +
 				  nla_total_size_64bit(sizeof(u64)) +
 				  nla_total_size(sizeof(u8)) +
 				  nla_total_size(TASK_COMM_LEN) +

@@ -19,13 +19,15 @@
  *    memory cgroup.
  * 3. Every request ends in vhost_blk_req_done(): from bio completion in any
  *    context, or from the worker itself. It pushes the request on the queue's
- *    lock-free completed list and queues the completion work.
- * 4. vhost_blk_complete_work() runs on the worker (on a kernel worker thread
- *    when the owner was killed, vhost_blk_finish_orphans()) with the queue
- *    mutex held:
- *    it releases the pages, writes the status byte, logs the written guest
- *    pages when dirty logging is on, and reports the whole batch in the used
- *    ring with one interrupt.
+ *    lock-free completed list and, unless the worker is serving the queue
+ *    right then and will see it, queues the completion work.
+ * 4. vhost_blk_serve() reports completed requests on the worker (on a
+ *    kernel worker thread when the owner was killed,
+ *    vhost_blk_finish_orphans()) with the queue mutex held: it releases the
+ *    pages, writes the status byte, logs the written guest pages when
+ *    dirty logging is on, and reports the whole batch in the used ring with
+ *    one interrupt. It does so before and after it takes requests, and,
+ *    with a busy-loop timeout, while it polls the ring for the next ones.
  *
  * A request lives in its queue's slot table, indexed by descriptor head, so
  * nothing is allocated for it unless it is large, bounced, or logged.
@@ -37,7 +39,9 @@
 #include <linux/log2.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/virtio_ring.h>
@@ -108,6 +112,15 @@ static void vhost_blk_req_done(struct vhost_blk_req *req)
 	 */
 	rcu_read_lock();
 	llist_add(&req->node, &bvq->completed);
+	/*
+	 * A worker inside vhost_blk_serve() reports the request before it
+	 * leaves: llist_add() is a full barrier before the flag is read, as
+	 * the worker clears the flag before it looks at the list.
+	 */
+	if (READ_ONCE(bvq->serving)) {
+		rcu_read_unlock();
+		return;
+	}
 	if (unlikely(!vhost_blk_vq_work_queue(&bvq->vq, &bvq->complete_work))) {
 		/*
 		 * The worker died with its owner: stop finishes the request.
@@ -162,6 +175,25 @@ static int vhost_blk_alloc_vecs(struct vhost_blk_req *req, unsigned int nr)
 	return req->bvecs ? 0 : -ENOMEM;
 }
 
+/*
+ * Unpins the guest pages of @req, VHOST_BLK_PIN_BATCH at a time, marking
+ * them dirty when @dirty: the core then dirties each folio once, however
+ * many of its pages the request used (a huge page of guest memory).
+ */
+static void vhost_blk_unpin_pages(struct vhost_blk_req *req, bool dirty)
+{
+	struct page *pages[VHOST_BLK_PIN_BATCH];
+	unsigned int i, n = 0;
+
+	for (i = 0; i < req->nvecs; i++) {
+		pages[n++] = req->bvecs[i].bv_page;
+		if (n == ARRAY_SIZE(pages) || i + 1 == req->nvecs) {
+			unpin_user_pages_dirty_lock(pages, n, dirty);
+			n = 0;
+		}
+	}
+}
+
 /**
  * vhost_blk_release_pages() - give back the pages of a data request
  * @req: the request, its I/O over
@@ -184,14 +216,11 @@ static void vhost_blk_release_pages(struct vhost_blk_req *req)
 		kfree(req->bounce_iov);
 		req->bounce_iov = NULL;
 	}
-	for (i = 0; i < req->nvecs; i++) {
-		struct page *page = req->bvecs[i].bv_page;
-
-		if (req->bounced)
-			__free_page(page);
-		else
-			unpin_user_pages_dirty_lock(&page, 1, req->to_guest &&
-						    req->written);
+	if (req->bounced) {
+		for (i = 0; i < req->nvecs; i++)
+			__free_page(req->bvecs[i].bv_page);
+	} else {
+		vhost_blk_unpin_pages(req, req->to_guest && req->written);
 	}
 	if (req->bvecs != req->inline_vecs)
 		kvfree(req->bvecs);
@@ -739,79 +768,6 @@ done:
 	return true;
 }
 
-/**
- * vhost_blk_handle_kick() - serve a queue's avail ring
- * @work: the queue's poll work, run on the queue's worker
- *
- * One block plug covers the batch; vhost_exceeds_weight() ends the run
- * (and requeues it) so one busy queue cannot starve the others. A request
- * that does not fit the queue's memory budget ends the run too: it stays
- * in the avail ring, and the completion that frees memory requeues the run.
- * Allocations are charged to the owner's memory cgroup: the worker may be
- * a kernel thread, which would charge nobody.
- */
-void vhost_blk_handle_kick(struct vhost_work *work)
-{
-	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
-						  poll.work);
-	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
-	struct vhost_blk_backend *be;
-	unsigned int out, in, log_num;
-	struct mem_cgroup *old_memcg;
-	struct vhost_log *log;
-	struct blk_plug plug;
-	size_t bytes, total = 0;
-	int count = 0;
-	int head;
-
-	mutex_lock(&vq->mutex);
-	be = vhost_vq_get_backend(vq);
-	if (!be)
-		goto out;
-
-	vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_KICKS);
-	/* The worker that serves the queue, for the netlink family. */
-	if (unlikely(READ_ONCE(bvq->worker_tid) != current->pid))
-		WRITE_ONCE(bvq->worker_tid, current->pid);
-	old_memcg = set_active_memcg(bvq->blk->memcg);
-	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
-	vhost_disable_notify(vq->dev, vq);
-	blk_start_plug(&plug);
-	do {
-		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
-					 &out, &in, log, &log_num);
-		/* The core refused the chain (and said why with vq_err()). */
-		if (unlikely(head < 0)) {
-			vhost_blk_count_driver_error(bvq);
-			break;
-		}
-		if (head == vq->num) {
-			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
-				vhost_disable_notify(vq->dev, vq);
-				continue;
-			}
-			break;
-		}
-		/* A head is the driver's until the device returns it. */
-		if (unlikely(bvq->reqs[head].busy)) {
-			vq_err(vq, "vhost-blk: head %d is already in flight\n", head);
-			vhost_blk_count_driver_error(bvq);
-			vhost_discard_vq_desc(vq, 1);
-			break;
-		}
-		bytes = iov_length(vq->iov, out + in);
-		if (!vhost_blk_req_start(bvq, be, head, out, in, log, log_num)) {
-			vhost_discard_vq_desc(vq, 1);
-			break;
-		}
-		total += bytes;
-	} while (!vhost_exceeds_weight(vq, ++count, total));
-	blk_finish_plug(&plug);
-	set_active_memcg(old_memcg);
-out:
-	mutex_unlock(&vq->mutex);
-}
-
 /*
  * Releases what a request holds; returns the used length to report. A
  * status byte that cannot be written (the driver unmapped it) counts in
@@ -943,18 +899,14 @@ static void vhost_blk_add_used(struct vhost_blk_vq *bvq,
 	}
 }
 
-/**
- * vhost_blk_complete_work() - report completed requests in the used ring
- * @work: the queue's completion work, run on the queue's worker
- *
- * Reports everything completed so far with one used-ring update and one
+/*
+ * Reports every request completed so far with one used-ring update and one
  * interrupt (more only when the batch exceeds the heads array), then
- * restarts a ring that waits for the memory the batch gave back.
+ * restarts a ring that waits for the memory the batch gave back. Caller
+ * holds the queue mutex.
  */
-void vhost_blk_complete_work(struct vhost_work *work)
+static void vhost_blk_report(struct vhost_blk_vq *bvq)
 {
-	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
-						complete_work);
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vring_used_elem *heads = vq->heads;
 	struct vhost_blk_counts counts = {};
@@ -967,7 +919,6 @@ void vhost_blk_complete_work(struct vhost_work *work)
 	if (!done)
 		return;
 
-	mutex_lock(&vq->mutex);
 	now = ktime_get_ns();
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
 		heads[n].id = cpu_to_vhost32(vq, req->head);
@@ -989,10 +940,223 @@ void vhost_blk_complete_work(struct vhost_work *work)
 		bvq->mem_wanted = 0;
 		vhost_poll_queue(&vq->poll);
 	}
-	mutex_unlock(&vq->mutex);
-
 	if (atomic_sub_and_test(total + n, &bvq->inflight))
 		wake_up_var(&bvq->inflight);
+}
+
+/**
+ * vhost_blk_take_requests() - start the requests in the avail ring
+ * @bvq: the queue
+ * @be: its backend
+ * @count: requests taken in this pass so far, for vhost_exceeds_weight()
+ * @bytes: their bytes, likewise
+ *
+ * One block plug covers the batch, so the bios are on their way when this
+ * returns. Caller holds the queue mutex and has notifications off.
+ *
+ * Return: true when the ring is empty; false when the pass must end with
+ * requests left in it: the weight is reached (vhost_exceeds_weight()
+ * requeued the kick handler), a request waits for memory (the completion
+ * that frees it requeues it), or the driver broke the ring.
+ */
+static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
+				    struct vhost_blk_backend *be,
+				    int *count, size_t *bytes)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	unsigned int out, in, log_num;
+	struct mem_cgroup *old_memcg;
+	struct vhost_log *log;
+	struct blk_plug plug;
+	bool empty = false;
+	size_t len;
+	int head;
+
+	old_memcg = set_active_memcg(bvq->blk->memcg);
+	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
+	blk_start_plug(&plug);
+	for (;;) {
+		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
+					 &out, &in, log, &log_num);
+		/* The core refused the chain (and said why with vq_err()). */
+		if (unlikely(head < 0)) {
+			vhost_blk_count_driver_error(bvq);
+			break;
+		}
+		if (head == vq->num) {
+			empty = true;
+			break;
+		}
+		/* A head is the driver's until the device returns it. */
+		if (unlikely(bvq->reqs[head].busy)) {
+			vq_err(vq, "vhost-blk: head %d is already in flight\n", head);
+			vhost_blk_count_driver_error(bvq);
+			vhost_discard_vq_desc(vq, 1);
+			break;
+		}
+		len = iov_length(vq->iov, out + in);
+		if (!vhost_blk_req_start(bvq, be, head, out, in, log, log_num)) {
+			vhost_discard_vq_desc(vq, 1);
+			break;
+		}
+		*bytes += len;
+		if (vhost_exceeds_weight(vq, ++*count, *bytes))
+			break;
+	}
+	blk_finish_plug(&plug);
+	set_active_memcg(old_memcg);
+	return empty;
+}
+
+/**
+ * vhost_blk_busy_poll() - wait for the driver without sleeping
+ * @bvq: the queue, its avail ring empty, notifications off
+ *
+ * Spins for up to the queue's busy-loop timeout (VHOST_SET_VRING_BUSYLOOP_-
+ * TIMEOUT, microseconds) until the driver offers a request, reporting the
+ * completions that arrive meanwhile; each report starts the timeout again,
+ * since the driver answers completions with requests. Gives up early when
+ * the CPU is wanted: the scheduler asks for it, a signal is pending (the
+ * owner is being killed), the worker has other work, or the device stops.
+ * Caller holds the queue mutex.
+ *
+ * Return: true when the avail ring has requests.
+ */
+static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	u64 timeout = (u64)vq->busyloop_timeout * NSEC_PER_USEC;
+	u64 end = local_clock() + timeout;
+
+	while (local_clock() < end) {
+		if (!vhost_vq_avail_empty(vq->dev, vq))
+			return true;
+		if (!llist_empty(&bvq->completed)) {
+			vhost_blk_report(bvq);
+			end = local_clock() + timeout;
+			continue;
+		}
+		if (need_resched() || signal_pending(current) ||
+		    !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(vq))
+			break;
+		cpu_relax();
+	}
+	return false;
+}
+
+/**
+ * vhost_blk_serve() - one pass of a queue's worker
+ * @bvq: the queue
+ * @kicked: the driver kicked (or a request waits in the ring): take requests
+ *
+ * Reports what completed, takes what the driver offers, and reports what
+ * completed while the bios were submitted (a device that completes at
+ * once then costs no second wake-up of the worker). With a busy-loop
+ * timeout it then polls the ring and the completions, notifications still
+ * off, before it gives the driver notifications back and looks at the
+ * ring a last time. Completions that arrive while the worker is here are
+ * left to it (@bvq->serving) rather than queued as work. Caller holds the
+ * queue mutex.
+ */
+static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vhost_blk_backend *be = vhost_vq_get_backend(vq);
+	bool take = kicked && be, notify_off = false;
+	size_t bytes = 0;
+	int count = 0;
+
+	WRITE_ONCE(bvq->serving, true);
+	for (;;) {
+		vhost_blk_report(bvq);
+		if (take) {
+			if (!notify_off) {
+				vhost_disable_notify(vq->dev, vq);
+				notify_off = true;
+			}
+			take = false;
+			if (!vhost_blk_take_requests(bvq, be, &count, &bytes)) {
+				vhost_blk_report(bvq);
+				break;
+			}
+			continue;
+		}
+		if (be && vq->busyloop_timeout) {
+			if (!notify_off) {
+				vhost_disable_notify(vq->dev, vq);
+				notify_off = true;
+			}
+			if (vhost_blk_busy_poll(bvq)) {
+				take = true;
+				continue;
+			}
+		}
+		if (notify_off) {
+			notify_off = false;
+			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
+				take = true;
+				continue;
+			}
+		}
+		break;
+	}
+	/* What completed after the last look, unless its work was queued. */
+	for (;;) {
+		WRITE_ONCE(bvq->serving, false);
+		/* Pairs with llist_add() in vhost_blk_req_done(). */
+		smp_mb();
+		if (llist_empty(&bvq->completed))
+			break;
+		WRITE_ONCE(bvq->serving, true);
+		vhost_blk_report(bvq);
+	}
+}
+
+/**
+ * vhost_blk_handle_kick() - serve a queue's avail ring
+ * @work: the queue's poll work, run on the queue's worker
+ *
+ * vhost_exceeds_weight() ends the pass (and requeues it) so one busy
+ * queue cannot starve the others. A request that does not fit the queue's
+ * memory budget ends the pass too: it stays in the avail ring, and the
+ * completion that frees memory requeues the pass. Allocations are charged
+ * to the owner's memory cgroup: the worker may be a kernel thread, which
+ * would charge nobody.
+ */
+void vhost_blk_handle_kick(struct vhost_work *work)
+{
+	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
+						  poll.work);
+	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
+
+	mutex_lock(&vq->mutex);
+	if (vhost_vq_get_backend(vq)) {
+		vhost_blk_stats_inc(&bvq->stats, VHOST_BLK_C_KICKS);
+		/* The worker that serves the queue, for the netlink family. */
+		if (unlikely(READ_ONCE(bvq->worker_tid) != current->pid))
+			WRITE_ONCE(bvq->worker_tid, current->pid);
+		vhost_blk_serve(bvq, true);
+	}
+	mutex_unlock(&vq->mutex);
+}
+
+/**
+ * vhost_blk_complete_work() - report completed requests in the used ring
+ * @work: the queue's completion work, run on the queue's worker
+ *
+ * Queued by a completion that found the worker elsewhere; with a busy-loop
+ * timeout the worker goes on polling the queue from here.
+ */
+void vhost_blk_complete_work(struct vhost_work *work)
+{
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						complete_work);
+
+	if (llist_empty(&bvq->completed))
+		return;
+	mutex_lock(&bvq->vq.mutex);
+	vhost_blk_serve(bvq, false);
+	mutex_unlock(&bvq->vq.mutex);
 }
 
 /* The completion work of a queue whose worker is gone, on a kworker. */

@@ -211,7 +211,7 @@ struct vhost_blk_req {
 /**
  * struct vhost_blk_vq - a virtqueue and the requests taken from it
  * @vq: the vhost core's queue; its mutex protects everything below except
- *      @completed and @inflight
+ *      @completed, @inflight and @serving (see there)
  * @blk: the device
  * @reqs: one request slot per descriptor head, allocated at start
  * @completed: requests whose I/O ended, pushed lock-free from bio
@@ -219,6 +219,12 @@ struct vhost_blk_req {
  * @complete_work: reports @completed in the used ring, on the worker
  * @inflight: requests taken from the avail ring and not yet in the used
  *            ring; stop waits for zero
+ * @serving: the worker is in vhost_blk_serve() and looks at @completed
+ *           before it leaves, so a completion need not queue
+ *           @complete_work (and wake the worker) for it. Written by the
+ *           worker under the queue mutex, read without lock by bio
+ *           completion; both sides order it against @completed with a
+ *           full barrier
  * @orphaned: a completion found the queue without a worker (its owner was
  *            killed, 6.10 and later): stop reports what is left itself.
  *            Set without lock by bio completion (smp_store_mb, then the
@@ -248,6 +254,7 @@ struct vhost_blk_vq {
 	struct llist_head completed;
 	struct vhost_work complete_work;
 	atomic_t inflight;
+	bool serving;
 	bool orphaned;
 	struct vhost_blk_stats stats;
 	pid_t worker_tid;

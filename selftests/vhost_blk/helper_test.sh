@@ -409,6 +409,14 @@ check_usage "serve refuses a worker count that is not a number" "serve: --worker
 check_usage "serve refuses more workers than queues" \
 	"serve: --workers 5: more workers than the 4 queues of --num-queues$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --num-queues 4 --workers 5
+check_usage "serve refuses a negative --poll-us" "^vhostblk-setup serve: --poll-us: '-1' is not a number in 0\.\.1000000$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --poll-us -1
+check_usage "serve refuses a --poll-us that is not a number" "^vhostblk-setup serve: --poll-us: '50us' is not a number in 0\.\.1000000$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --poll-us 50us
+check_usage "serve refuses a --poll-us above a second" "^vhostblk-setup serve: --poll-us: '1000001' is not a number in 0\.\.1000000$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --poll-us 1000001
+check_usage "serve refuses an empty --poll-us" "^vhostblk-setup serve: --poll-us: '' is not a number in 0\.\.1000000$" \
+	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --poll-us=
 check_usage "serve refuses more workers than the one queue it serves by default" \
 	"serve: --workers 2: more workers than the 1 queue of --num-queues$" \
 	timeout 10 "$helper" serve --backend "$loop_rw" --socket "$links/w.sock" --workers 2
@@ -753,8 +761,8 @@ hold_client "$links/l1.sock" &
 h1_pid=$!
 wait_log "$links/l1.log" 'front-end connected'
 rm -f "$links/l2.sock"
-"$helper" serve --backend "$loop_ro" --read-only --num-queues 2 --socket "$links/l2.sock" \
-	2> "$links/l2.log" &
+"$helper" serve --backend "$loop_ro" --read-only --num-queues 2 --poll-us 50 \
+	--socket "$links/l2.sock" 2> "$links/l2.log" &
 l2_pid=$!
 wait_sock "$links/l2.sock"
 hold_client "$links/l2.sock" &
@@ -767,34 +775,38 @@ rw=${loop_rw#/dev/}
 ro=${loop_ro#/dev/}
 rw_dev=$(cat "/sys/block/$rw/dev")
 ro_dev=$(cat "/sys/block/$ro/dev")
-check "list shows serve's device running, owned by serve, its backend read-write" 0 \
+check "list shows serve's device running, owned by serve, its backend read-write, not polling" 0 \
 	"(^|
-)[0-9]+ +running +$l1_pid +vhostblk-setup +$rw +$rw_dev +rw +1(
+)[0-9]+ +running +$l1_pid +vhostblk-setup +$rw +$rw_dev +rw +1 +-(
 |\$)" "$helper" list
-check "and the other serve's, read-only, with 2 queues" 0 \
+check "and the other serve's, read-only, with 2 queues busy-polling 50 us (--poll-us 50)" 0 \
 	"(^|
-)[0-9]+ +running +$l2_pid +vhostblk-setup +$ro +$ro_dev +ro +2(
+)[0-9]+ +running +$l2_pid +vhostblk-setup +$ro +$ro_dev +ro +2 +50us(
 |\$)" "$helper" list
 check "and exec's as no-owner, with the default 16 queues" 0 \
 	"(^|
-)[0-9]+ +no-owner +- +- +- +- +- +16(
+)[0-9]+ +no-owner +- +- +- +- +- +16 +-(
 |\$)" "$helper" list
+check "serve --poll-us logs the busy-poll time" 0 '' \
+	grep -Eq ": serving $loop_ro, 2 queues, [0-9]+ workers?, busy-polling 50 us, read-only\$" "$links/l2.log"
 check "three lines in all, ids in order" 0 '^3 sorted$' \
 	sh -c '"$1" list | awk "{ print \$1 }" > "$2/ids"; echo "$(wc -l < "$2/ids") $(sort -n -c "$2/ids" && echo sorted)"' \
 	sh "$helper" "$links"
-check "list --json has the same, every key in every object" 0 \
-	"^no-owner None None None None None None 16
-running $l1_pid vhostblk-setup $rw ${rw_dev%:*} ${rw_dev#*:} False 1
-running $l2_pid vhostblk-setup $ro ${ro_dev%:*} ${ro_dev#*:} True 2\$" \
+# poll_us and workers: one per queue once the owner set the device up
+# (none before); the workers' thread ids are 0 until a queue is kicked.
+check "list --json has the same, every key in every object, a worker and a poll time per queue" 0 \
+	"^no-owner None None None None None None 16 \\[\\] \\[\\]
+running $l1_pid vhostblk-setup $rw ${rw_dev%:*} ${rw_dev#*:} False 1 \\[0\\] \\[0\\]
+running $l2_pid vhostblk-setup $ro ${ro_dev%:*} ${ro_dev#*:} True 2 \\[0, 0\\] \\[50, 50\\]\$" \
 	sh -c '"$1" list --json | python3 -c "
 import json, sys
 devs = json.load(sys.stdin)
 keys = [\"id\", \"state\", \"owner_pid\", \"owner_comm\", \"backend\", \"backend_major\",
-        \"backend_minor\", \"read_only\", \"num_queues\", \"features\"]
+        \"backend_minor\", \"read_only\", \"num_queues\", \"features\", \"workers\", \"poll_us\"]
 assert all(sorted(d) == sorted(keys) for d in devs), devs
 assert [d[\"id\"] for d in devs] == sorted(d[\"id\"] for d in devs)
 for d in sorted(devs, key=lambda d: (d[\"state\"], d[\"owner_pid\"] or 0)):
-    print(*[d[k] for k in keys[1:-1]])
+    print(*[d[k] for k in keys[1:-3]], d[\"workers\"], d[\"poll_us\"])
 "' sh "$helper"
 check "info counts the open and the running devices" 0 $'\ndevices 3 open, 2 running$' "$helper" info
 id1=$(dev_id " $l1_pid ")

@@ -48,6 +48,8 @@ struct dev_info {
 	uint64_t features;
 	uint32_t workers[VHOST_BLK_MAX_QUEUES];	/* DEV_WORKER, by queue */
 	unsigned int nworkers;
+	uint32_t poll_us[VHOST_BLK_MAX_QUEUES];	/* DEV_POLL_US, by queue */
+	unsigned int npoll;
 };
 
 /* One nest of counters, by attribute; the histogram apart. */
@@ -176,6 +178,9 @@ static int on_msg(struct nl_msg *msg, void *arg)
 			if (nla_type(a) == VHOST_BLK_A_DEV_WORKER &&
 			    d->nworkers < VHOST_BLK_MAX_QUEUES)
 				d->workers[d->nworkers++] = nla_get_u32(a);
+			else if (nla_type(a) == VHOST_BLK_A_DEV_POLL_US &&
+				 d->npoll < VHOST_BLK_MAX_QUEUES)
+				d->poll_us[d->npoll++] = nla_get_u32(a);
 		return NL_OK;
 	}
 	if (gh->cmd != VHOST_BLK_CMD_STATS_GET || !r->stats) {
@@ -486,6 +491,26 @@ TEST_F(family, dev_get_names_the_worker_of_each_queue)
 			found |= (uint32_t)tids[i] == d.workers[q];
 		EXPECT_TRUE(found) TH_LOG("queue %u: worker %u", q, d.workers[q]);
 	}
+}
+
+TEST_F(family, dev_get_reports_each_queues_busy_poll_time)
+{
+	struct vhost_vring_state st;
+	struct dev_info d;
+	unsigned int q;
+
+	ASSERT_EQ(0, dev_get(&self->nl, self->id, &d));
+	ASSERT_EQ((unsigned int)NQUEUES, d.npoll);
+	for (q = 0; q < NQUEUES; q++)
+		EXPECT_EQ(0U, d.poll_us[q]) TH_LOG("queue %u", q);
+	for (q = 0; q < NQUEUES; q++) {
+		st = (struct vhost_vring_state){ .index = q, .num = 10 * (q + 1) };
+		ASSERT_EQ(0, ioctl(self->dev.fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st));
+	}
+	ASSERT_EQ(0, dev_get(&self->nl, self->id, &d));
+	ASSERT_EQ((unsigned int)NQUEUES, d.npoll);
+	for (q = 0; q < NQUEUES; q++)
+		EXPECT_EQ(10 * (q + 1), d.poll_us[q]) TH_LOG("queue %u", q);
 }
 
 TEST_F(family, stats_count_a_known_workload_exactly)

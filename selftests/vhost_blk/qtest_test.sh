@@ -9,11 +9,15 @@
 # resize, the file grown and shrunk under a running and a not yet started
 # device, with device-sync-config. Needs
 # root, the loaded module and build/qemu/ (VHOSTBLK_QEMU_DIR). Prints TAP,
-# a line per qtest.
+# a line per qtest. Then the device's poll-us, which no qtest can see: the
+# busy-poll time the module reports for each queue of a device QEMU
+# realized (vhostblk-setup list --json, VHOSTBLK_SETUP or the build's),
+# and the value refused beyond a second.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${VHOSTBLK_QEMU_DIR:-$top/build/qemu}
+helper=${VHOSTBLK_SETUP:-$top/build/helper/vhostblk-setup}
 qos=$dir/qos-test
 work=$(mktemp -d /tmp/qtest.XXXXXX)
 loop=
@@ -64,5 +68,50 @@ else
 	echo "not ok $n qos-test lists the 8 vhost-blk tests (${#paths[@]})"
 	failed=$((failed + 1))
 fi
+
+# poll_us PROPS: QEMU (not started, -S) with a two-queue vhost-blk-pci of
+# PROPS realized; prints the poll_us of its module device, owned by that
+# QEMU, as list --json has it, or what went wrong.
+poll_us() {
+	local out='' qemu_pid
+	"$dir/qemu-system-x86_64" -machine q35,accel=tcg -m 256M -S -display none \
+		-nodefaults -device "vhost-blk-pci,backend-path=$loop,num-queues=2${1:-}" \
+		2> "$work/qemu.err" &
+	qemu_pid=$!
+	for _ in $(seq 600); do
+		out=$("$helper" list --json | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d["owner_pid"] == int(sys.argv[1]) and d["poll_us"]:
+        print(d["poll_us"])
+' "$qemu_pid")
+		[ -n "$out" ] && break
+		kill -0 "$qemu_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$qemu_pid" 2>/dev/null
+	wait "$qemu_pid"
+	echo "${out:-no device of that QEMU: $(head -c 300 "$work/qemu.err" | tr '\n' ' ')}"
+}
+# check DESC WANT GOT
+check() {
+	n=$((n + 1))
+	if [ "$3" = "$2" ]; then
+		echo "ok $n $1"
+	else
+		echo "not ok $n $1"
+		echo "# got: $3"
+		failed=$((failed + 1))
+	fi
+}
+check "poll-us=50 gives each queue 50 us of busy polling" "[50, 50]" "$(poll_us ,poll-us=50)"
+check "without poll-us no queue polls" "[0, 0]" "$(poll_us)"
+"$dir/qemu-system-x86_64" -machine q35,accel=tcg -S -display none -nodefaults \
+	-device "vhost-blk-pci,backend-path=$loop,poll-us=1000001" > /dev/null 2> "$work/qemu.err"
+rc=$?
+check "poll-us above a second is refused at realize" \
+	"1 poll-us must be at most 1000000 (one second)" \
+	"$rc $(grep -o 'poll-us must be .*' "$work/qemu.err")"
+
 echo "1..$n"
 exit $((failed > 0))

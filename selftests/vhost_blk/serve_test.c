@@ -1420,6 +1420,114 @@ TEST_F(serve_mq, reset_device_gives_the_queues_their_workers_again)
 	io_on_every_queue(_metadata, self, 40);
 }
 
+/*
+ * What `vhostblk-setup list --json` says of the device owned by @owner:
+ * the array under @key (its contents, "50, 50"), in @out. False when the
+ * helper fails or lists no such device.
+ */
+static bool list_json_array(pid_t owner, const char *key, char *out, size_t len)
+{
+	static char json[65536];
+	char cmd[512], needle[64], *p, *end;
+	size_t n = 0, got;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "'%s' list --json", getenv("VHOSTBLK_SETUP"));
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	while (n < sizeof(json) - 1 &&
+	       (got = fread(json + n, 1, sizeof(json) - 1 - n, f)) > 0)
+		n += got;
+	json[n] = 0;
+	if (pclose(f))
+		return false;
+	snprintf(needle, sizeof(needle), "\"owner_pid\": %d,", (int)owner);
+	p = strstr(json, needle);
+	if (!p)
+		return false;
+	/* Within that device's object. */
+	end = strchr(p, '}');
+	snprintf(needle, sizeof(needle), "\"%s\": [", key);
+	p = strstr(p, needle);
+	if (!p || !end || p > end)
+		return false;
+	p += strlen(needle);
+	end = strchr(p, ']');
+	if (!end || (size_t)(end - p) >= len)
+		return false;
+	memcpy(out, p, end - p);
+	out[end - p] = 0;
+	return true;
+}
+
+/* The busy-poll time of each queue of the helper's device, as list has it. */
+#define EXPECT_POLL_US(want) do {					\
+	char got_[256] = "";						\
+									\
+	EXPECT_TRUE(list_json_array(self->srv.pid, "poll_us", got_,	\
+				    sizeof(got_)));			\
+	EXPECT_STREQ(want, got_);					\
+} while (0)
+
+/*
+ * --poll-us: every queue of the kernel device has it once the front-end
+ * started them, still after the guest reset the device, and again on the
+ * device of the next connection.
+ */
+TEST_F(serve_mq, poll_us_reaches_every_queue_and_stays_across_resets_and_reconnects)
+{
+	const char *args[] = { "--num-queues", "2", "--poll-us", "50", NULL };
+	struct vu_opts opts = { .vblk.nqueues = 2 };
+	char workers[256], *p;
+	unsigned int n = 0;
+	int ret;
+
+	ret = vu_server_start(&self->srv, self->be.path, args);
+	ASSERT_EQ(0, ret) TH_LOG("starting serve: %s", strerror(-ret));
+	EXPECT_TRUE(log_has(&self->srv, ", busy-polling 50 us"));
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end: %s", strerror(-ret));
+	io_on_every_queue(_metadata, self, 50);
+	EXPECT_POLL_US("50, 50");
+	/* Both queues were kicked: each has a worker's thread id. */
+	ASSERT_TRUE(list_json_array(self->srv.pid, "workers", workers,
+				    sizeof(workers)));
+	for (p = workers; *p; n++) {
+		char *next;
+
+		EXPECT_NE(0UL, strtoul(p, &next, 10)) TH_LOG("workers %s", workers);
+		if (next == p)
+			break;
+		p = next + strspn(next, ", ");
+	}
+	EXPECT_EQ(2U, n) TH_LOG("workers %s", workers);
+
+	reset_device(_metadata, &self->fe);
+	io_on_every_queue(_metadata, self, 60);
+	EXPECT_POLL_US("50, 50");
+
+	vu_frontend_close(&self->fe);
+	EXPECT_TRUE(log_has(&self->srv, "front-end disconnected"));
+	ret = vu_frontend_open(&self->fe, self->srv.sock, &opts);
+	ASSERT_EQ(0, ret) TH_LOG("front-end again: %s", strerror(-ret));
+	io_on_every_queue(_metadata, self, 70);
+	EXPECT_POLL_US("50, 50");
+}
+
+TEST_F(serve_mq, without_poll_us_no_queue_polls)
+{
+	serve_queues(_metadata, self, 2, 0);
+	io_on_every_queue(_metadata, self, 80);
+	EXPECT_POLL_US("0, 0");
+	{
+		static char log[LOG_SIZE];
+
+		EXPECT_EQ(NULL, strstr(vu_server_log(&self->srv, log, sizeof(log)),
+				       "busy-polling"));
+	}
+}
+
 /* ------------------------------------------------------------------------
  * A served loop device that grows and shrinks
  */

@@ -71,6 +71,9 @@ enum vhost_blk_dev_state {
  *	caller's pid namespace, of the vhost worker that last served the
  *	queue's kicks; 0 before the first or outside that namespace.
  * STATS_TOTAL, STATS_QUEUE (nest): VHOST_BLK_A_STAT_* of all queues, of one.
+ * DEV_POLL_US (u32, one per queue, in queue order): how long the queue's
+ *	worker busy-polls after a batch, in microseconds
+ *	(VHOST_SET_VRING_BUSYLOOP_TIMEOUT); 0 when it does not poll.
  */
 enum vhost_blk_attr {
 	VHOST_BLK_A_UNSPEC,
@@ -88,6 +91,7 @@ enum vhost_blk_attr {
 	VHOST_BLK_A_STATS_TOTAL,
 	VHOST_BLK_A_STATS_QUEUE,
 	VHOST_BLK_A_PAD,
+	VHOST_BLK_A_DEV_POLL_US,
 
 	__VHOST_BLK_A_MAX,
 	VHOST_BLK_A_MAX = __VHOST_BLK_A_MAX - 1
