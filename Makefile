@@ -168,6 +168,11 @@ $(BUILD)/selftests/vhost_blk/%: selftests/vhost_blk/%.c $(SELFTEST_LIB) \
 $(BUILD)/selftests/vhost_blk/netlink_test: CFLAGS += $(NL_CFLAGS)
 $(BUILD)/selftests/vhost_blk/netlink_test: LDFLAGS += $(NL_LIBS)
 $(BUILD)/selftests/vhost_blk/netlink_test: uapi/linux/vhost_blk_nl.h
+# poll_test reads the POLLED counter with the helper's client of the family.
+$(BUILD)/selftests/vhost_blk/poll_test: CFLAGS += $(NL_CFLAGS) -Ihelper
+$(BUILD)/selftests/vhost_blk/poll_test: LDFLAGS += helper/nlclient.c $(NL_LIBS)
+$(BUILD)/selftests/vhost_blk/poll_test: helper/nlclient.c helper/nlclient.h \
+		uapi/linux/vhost_blk_nl.h
 
 # dirty_log_test with its fault-injection tests, for make check-debug only.
 $(BUILD)/selftests/vhost_blk/dirty_log_faults: selftests/vhost_blk/dirty_log_test.c \

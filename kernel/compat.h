@@ -136,4 +136,29 @@ static inline long vhost_blk_worker_ioctl(struct vhost_dev *dev,
 }
 #endif
 
+/*
+ * 6.11: a queue that completes bios submitted REQ_POLLED when they are
+ * polled says so with BLK_FEAT_POLL in its limits' features; before, with
+ * QUEUE_FLAG_POLL in its flags.
+ */
+static inline bool vhost_blk_bdev_can_poll(struct block_device *bdev)
+{
+#ifdef VHOST_BLK_HAVE_BLK_FEAT_POLL
+	return bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL;
+#else
+	return test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags);
+#endif
+}
+
+/*
+ * bio_poll() once, without spinning (BLK_POLL_ONESHOT): the worker watches
+ * the avail ring between polls. Hybrid polling, which sleeps unless told
+ * not to (BLK_POLL_NOSLEEP), is gone by 6.12, and the flag with it.
+ */
+#ifdef BLK_POLL_NOSLEEP
+#define VHOST_BLK_POLL_FLAGS	(BLK_POLL_ONESHOT | BLK_POLL_NOSLEEP)
+#else
+#define VHOST_BLK_POLL_FLAGS	BLK_POLL_ONESHOT
+#endif
+
 #endif /* _VHOST_BLK_COMPAT_H */

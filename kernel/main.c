@@ -70,7 +70,7 @@ MODULE_PARM_DESC(exit_wait_ms,
 
 /*
  * The module's workqueue: the release's deferred free of a device, and the
- * reports of a dead owner's requests (vhost_blk_finish_orphans()). With a
+ * reports of a dead owner's requests (vhost_blk_finish_stopped()). With a
  * rescuer thread, because that owner may be dying for want of memory (the
  * OOM killer's victim), when a new kworker might not be created.
  */
@@ -156,26 +156,39 @@ out:
  * @timeout: the most to wait, in jiffies (MAX_SCHEDULE_TIMEOUT: no limit);
  *	what is left of it on return
  *
- * Also when the queue's worker died with its owner: vhost_blk_finish_orphans()
- * reports what it left. Caller holds dev.mutex, not the queue mutex: the
- * worker needs it to complete the requests in flight.
+ * Also when the queue's worker died with its owner: vhost_blk_finish_
+ * stopped() reports what it left. Bios submitted REQ_POLLED complete only
+ * when polled, and a dead worker polls no more: while the queue has such
+ * bios, or requests parked behind them, the wait looks again every jiffy
+ * and has them served on a kworker. Caller holds dev.mutex, not the queue
+ * mutex: the worker needs it to complete the requests in flight.
  *
  * Return: true once every request taken from the avail ring is in the used
  * ring, false when @timeout passed first.
  */
 static bool vhost_blk_drain_vq(struct vhost_blk_vq *bvq, long *timeout)
 {
+	long slice, left;
+	bool polled;
+
 	for (;;) {
-		*timeout = wait_var_event_timeout(&bvq->inflight,
-						  !atomic_read(&bvq->inflight) ||
-						  (READ_ONCE(bvq->orphaned) &&
-						   !llist_empty(&bvq->completed)),
-						  *timeout);
+		/* No new polled bio once the backend is cleared. */
+		polled = READ_ONCE(bvq->npolled) || READ_ONCE(bvq->nparked);
+		slice = polled ? min(*timeout, 1L) : *timeout;
+		left = wait_var_event_timeout(&bvq->inflight,
+					      !atomic_read(&bvq->inflight) ||
+					      (READ_ONCE(bvq->orphaned) &&
+					       !llist_empty(&bvq->completed)),
+					      slice);
+		if (*timeout != MAX_SCHEDULE_TIMEOUT || !polled)
+			*timeout -= slice - left;
 		if (!atomic_read(&bvq->inflight))
 			return true;
 		if (!*timeout)
 			return false;
-		vhost_blk_finish_orphans(bvq);
+		if (polled || (READ_ONCE(bvq->orphaned) &&
+			       !llist_empty(&bvq->completed)))
+			vhost_blk_finish_stopped(bvq);
 	}
 }
 
@@ -449,6 +462,8 @@ static int vhost_blk_init_queues(struct vhost_blk *blk)
 		bvq->blk = blk;
 		bvq->vq.handle_kick = vhost_blk_handle_kick;
 		init_llist_head(&bvq->completed);
+		INIT_LIST_HEAD(&bvq->polled);
+		INIT_LIST_HEAD(&bvq->parked);
 		u64_stats_init(&bvq->stats.syncp);
 		vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
 		atomic_set(&bvq->inflight, 0);

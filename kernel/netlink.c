@@ -176,6 +176,7 @@ static const u16 vhost_blk_nl_stat_attrs[] = {
 	VHOST_BLK_A_STAT_INTERRUPTS,
 	VHOST_BLK_A_STAT_USED_BATCHES,
 	VHOST_BLK_A_STAT_DRIVER_ERRORS,
+	VHOST_BLK_A_STAT_POLLED,
 };
 
 static_assert(ARRAY_SIZE(vhost_blk_nl_stat_attrs) == VHOST_BLK_C_LATENCY);

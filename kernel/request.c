@@ -23,7 +23,7 @@
  *    right then and will see it, queues the completion work.
  * 4. vhost_blk_serve() reports completed requests on the worker (on a
  *    kernel worker thread when the owner was killed,
- *    vhost_blk_finish_orphans()) with the queue mutex held: it releases the
+ *    vhost_blk_finish_stopped()) with the queue mutex held: it releases the
  *    pages, writes the status byte, logs the written guest pages when
  *    dirty logging is on, and reports the whole batch in the used ring with
  *    one interrupt. It does so before and after it takes requests, and,
@@ -31,6 +31,26 @@
  *
  * A request lives in its queue's slot table, indexed by descriptor head, so
  * nothing is allocated for it unless it is large, bounced, or logged.
+ *
+ * Polled I/O. On a queue with a busy-loop timeout whose block device has
+ * poll queues, reads and writes go REQ_POLLED and the worker reaps them
+ * with bio_poll(): no interrupt, no wake-up of the worker. Nothing else
+ * completes such a bio, so while a queue has one in flight (@bvq->polled)
+ * its worker must not sleep in the block layer, where it could wait for
+ * a tag, or a queue freeze, that only those bios give back:
+ *
+ * - polled bios also go REQ_NOWAIT, and one the block layer refuses rather
+ *   than wait (BLK_STS_AGAIN: no tag, a frozen queue, a bio that would need
+ *   splitting; BLK_STS_NOTSUPP: the poll queues went away) is parked and
+ *   submitted again, without either flag, once none is in flight;
+ * - a read or write that cannot be polled is parked the same way, and a
+ *   request that would submit some other bio (flush, discard, write
+ *   zeroes, secure erase) stays in the avail ring until then (@bvq->held);
+ *   nothing more is taken while requests are parked;
+ * - the worker keeps polling, whatever the timeout, until none is left;
+ *   when it gives way it queues its completion work to come back, and a
+ *   stop whose worker is gone polls on a kworker (vhost_blk_finish_-
+ *   stopped()).
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
@@ -96,6 +116,23 @@ static u8 vhost_blk_kind(u32 type)
 	}
 }
 
+/*
+ * Whether a request of virtio-blk type @type submits a bio other than a
+ * read or write, which may sleep in the block layer.
+ */
+static bool vhost_blk_other_bio(u32 type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_FLUSH:
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+	case VIRTIO_BLK_T_SECURE_ERASE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Counts a chain refused as malformed. Caller holds the queue mutex. */
 static void vhost_blk_count_driver_error(struct vhost_blk_vq *bvq)
 {
@@ -138,7 +175,11 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_req *req = bio->bi_private;
 
-	if (bio->bi_status == BLK_STS_NOTSUPP)
+	/* Refused without waiting: parked, and submitted again unpolled. */
+	if (req->polled && (bio->bi_status == BLK_STS_AGAIN ||
+			    bio->bi_status == BLK_STS_NOTSUPP))
+		req->retry = true;
+	else if (bio->bi_status == BLK_STS_NOTSUPP)
 		req->status = VIRTIO_BLK_S_UNSUPP;
 	else if (bio->bi_status)
 		req->status = VIRTIO_BLK_S_IOERR;
@@ -385,17 +426,103 @@ static size_t vhost_blk_rw_mem(struct vhost_blk_req *req,
 	return mem;
 }
 
+/* Submits the bio of a read or write as @opf. */
+static void vhost_blk_rw_bio(struct vhost_blk_req *req, blk_opf_t opf)
+{
+	bio_init(&req->bio, req->bdev, req->bvecs, req->nvecs, opf);
+	req->bio.bi_vcnt = req->nvecs;
+	req->bio.bi_iter.bi_size = req->data_len;
+	req->bio.bi_iter.bi_sector = req->sector;
+	vhost_blk_bio_keep_pages(&req->bio);
+	vhost_blk_submit(req, &req->bio);
+}
+
+/*
+ * Whether a read or write may go REQ_POLLED: its queue busy-polls, its
+ * device has poll queues, and it needs no split, which the block layer
+ * refuses a REQ_NOWAIT bio (it would be submitted twice).
+ */
+static bool vhost_blk_may_poll(const struct vhost_blk_vq *bvq,
+			       const struct vhost_blk_req *req)
+{
+	struct request_queue *q = bdev_get_queue(req->bdev);
+
+	return bvq->vq.busyloop_timeout && vhost_blk_bdev_can_poll(req->bdev) &&
+	       req->data_len <= (u64)queue_max_sectors(q) << SECTOR_SHIFT &&
+	       req->nvecs <= queue_max_segments(q);
+}
+
+/*
+ * Submits a read or write: polled when it may be, parked when it may not
+ * while polled bios are in flight, as it is otherwise. Caller holds the
+ * queue mutex.
+ */
+static void vhost_blk_rw_submit(struct vhost_blk_vq *bvq,
+				struct vhost_blk_req *req)
+{
+	if (vhost_blk_may_poll(bvq, req)) {
+		req->polled = true;
+		list_add_tail(&req->poll_node, &bvq->polled);
+		WRITE_ONCE(bvq->npolled, bvq->npolled + 1);
+		vhost_blk_rw_bio(req, req->opf | REQ_POLLED | REQ_NOWAIT);
+	} else if (bvq->npolled) {
+		list_add_tail(&req->poll_node, &bvq->parked);
+		WRITE_ONCE(bvq->nparked, bvq->nparked + 1);
+	} else {
+		vhost_blk_rw_bio(req, req->opf);
+	}
+}
+
+/*
+ * Submits the parked reads and writes, without REQ_POLLED. Caller holds
+ * the queue mutex and has no polled bio in flight.
+ */
+static void vhost_blk_submit_parked(struct vhost_blk_vq *bvq)
+{
+	struct vhost_blk_req *req, *tmp;
+	struct blk_plug plug;
+
+	if (!bvq->nparked)
+		return;
+	blk_start_plug(&plug);
+	list_for_each_entry_safe(req, tmp, &bvq->parked, poll_node) {
+		list_del(&req->poll_node);
+		vhost_blk_rw_bio(req, req->opf);
+	}
+	WRITE_ONCE(bvq->nparked, 0);
+	blk_finish_plug(&plug);
+}
+
+/*
+ * Polls the hardware queues of the queue's polled bios, each once in a
+ * row: a poll completes every bio of its hardware queue that is done.
+ * Caller holds the queue mutex.
+ */
+static void vhost_blk_poll_bios(struct vhost_blk_vq *bvq)
+{
+	blk_qc_t cookie, last = BLK_QC_T_NONE;
+	struct vhost_blk_req *req;
+
+	list_for_each_entry(req, &bvq->polled, poll_node) {
+		/* None until the request starts on a hardware queue. */
+		cookie = READ_ONCE(req->bio.bi_cookie);
+		if (cookie == last)
+			continue;
+		last = cookie;
+		bio_poll(&req->bio, NULL, VHOST_BLK_POLL_FLAGS);
+	}
+}
+
 /**
  * vhost_blk_rw() - start a read (IN) or write (OUT)
  * @req: the request; @req->bounced decided by vhost_blk_rw_mem()
- * @be: the backend; vhost_blk_rw_ok() holds
- * @sector: first 512-byte sector
+ * @be: the backend; vhost_blk_rw_ok() holds for @req->sector
  * @data: the guest's data buffers; count is the transfer length
  *
  * Return: VHOST_BLK_IN_FLIGHT, or the status to report.
  */
 static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
-		       u64 sector, struct iov_iter *data)
+		       struct iov_iter *data)
 {
 	struct block_device *bdev = be->bdev;
 	size_t len = iov_iter_count(data);
@@ -419,12 +546,9 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct vhost_blk_backend *be,
 
 	if (req->to_guest)
 		req->written = len;
-	bio_init(&req->bio, bdev, req->bvecs, req->nvecs, opf);
-	req->bio.bi_vcnt = req->nvecs;
-	req->bio.bi_iter.bi_size = len;
-	req->bio.bi_iter.bi_sector = sector;
-	vhost_blk_bio_keep_pages(&req->bio);
-	vhost_blk_submit(req, &req->bio);
+	req->opf = opf;
+	req->bdev = bdev;
+	vhost_blk_rw_submit(req->bvq, req);
 	return VHOST_BLK_IN_FLIGHT;
 }
 
@@ -624,9 +748,9 @@ static bool vhost_blk_admit(struct vhost_blk_vq *bvq, struct vhost_blk_req *req,
  * is charged what it allocates, and one that does not fit its queue's
  * budget now is left alone.
  *
- * Return: false when the request must wait for memory (nothing was done:
- * the caller gives the chain back to the avail ring); true when it is in
- * flight or done.
+ * Return: false when the request must wait (nothing was done: the caller
+ * gives the chain back to the avail ring), for memory or for the queue's
+ * polled bios (@bvq->held); true when it is in flight or done.
  */
 static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 				struct vhost_blk_backend *be, unsigned int head,
@@ -661,6 +785,8 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->log = NULL;
 	req->log_num = 0;
 	req->mem = 0;
+	req->polled = false;
+	req->retry = false;
 
 	req->status_addr = vhost_blk_take_status(vq->iov + out, &in);
 	if (!req->status_addr) {
@@ -683,6 +809,11 @@ static bool vhost_blk_req_start(struct vhost_blk_vq *bvq,
 	req->kind = vhost_blk_kind(type);
 	req->type = type;
 	req->sector = sector;
+	/* A bio other than a read or write could sleep: after the polled ones. */
+	if (bvq->npolled && vhost_blk_other_bio(type)) {
+		bvq->held = true;
+		return false;
+	}
 
 	/* Reads and writes that will reach the device, and what they allocate. */
 	switch (type) {
@@ -735,11 +866,11 @@ start:
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		if (ok)
-			status = vhost_blk_rw(req, be, sector, &in_iter);
+			status = vhost_blk_rw(req, be, &in_iter);
 		break;
 	case VIRTIO_BLK_T_OUT:
 		if (ok)
-			status = vhost_blk_rw(req, be, sector, &hdr_iter);
+			status = vhost_blk_rw(req, be, &hdr_iter);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		if (!in_len && !iov_iter_count(&hdr_iter))
@@ -902,8 +1033,9 @@ static void vhost_blk_add_used(struct vhost_blk_vq *bvq,
 /*
  * Reports every request completed so far with one used-ring update and one
  * interrupt (more only when the batch exceeds the heads array), then
- * restarts a ring that waits for the memory the batch gave back. Caller
- * holds the queue mutex.
+ * restarts a ring that waits for the memory the batch gave back. A polled
+ * bio the block layer refused is parked instead. Caller holds the queue
+ * mutex.
  */
 static void vhost_blk_report(struct vhost_blk_vq *bvq)
 {
@@ -921,6 +1053,18 @@ static void vhost_blk_report(struct vhost_blk_vq *bvq)
 
 	now = ktime_get_ns();
 	llist_for_each_entry_safe(req, tmp, llist_reverse_order(done), node) {
+		if (req->polled) {
+			list_del(&req->poll_node);
+			WRITE_ONCE(bvq->npolled, bvq->npolled - 1);
+			req->polled = false;
+			if (unlikely(req->retry)) {
+				req->retry = false;
+				list_add_tail(&req->poll_node, &bvq->parked);
+				WRITE_ONCE(bvq->nparked, bvq->nparked + 1);
+				continue;
+			}
+			counts.c[VHOST_BLK_C_POLLED]++;
+		}
 		heads[n].id = cpu_to_vhost32(vq, req->head);
 		heads[n].len = cpu_to_vhost32(vq, vhost_blk_req_finish(req, &counts));
 		vhost_blk_count_req(&counts, req, now);
@@ -957,7 +1101,8 @@ static void vhost_blk_report(struct vhost_blk_vq *bvq)
  * Return: true when the ring is empty; false when the pass must end with
  * requests left in it: the weight is reached (vhost_exceeds_weight()
  * requeued the kick handler), a request waits for memory (the completion
- * that frees it requeues it), or the driver broke the ring.
+ * that frees it requeues it) or for the polled bios (@bvq->held), or the
+ * driver broke the ring.
  */
 static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
 				    struct vhost_blk_backend *be,
@@ -976,6 +1121,11 @@ static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
 	log = unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)) ? vq->log : NULL;
 	blk_start_plug(&plug);
 	for (;;) {
+		/* Parked requests go first, once the polled bios are reaped. */
+		if (unlikely(bvq->nparked)) {
+			bvq->held = true;
+			break;
+		}
 		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
 					 &out, &in, log, &log_num);
 		/* The core refused the chain (and said why with vq_err()). */
@@ -1010,38 +1160,50 @@ static bool vhost_blk_take_requests(struct vhost_blk_vq *bvq,
 
 /**
  * vhost_blk_busy_poll() - wait for the driver without sleeping
- * @bvq: the queue, its avail ring empty, notifications off
+ * @bvq: the queue, notifications off
+ * @can_take: the queue has a backend: requests in the avail ring end the
+ *	wait
  *
  * Spins for up to the queue's busy-loop timeout (VHOST_SET_VRING_BUSYLOOP_-
  * TIMEOUT, microseconds) until the driver offers a request, reporting the
  * completions that arrive meanwhile; each report starts the timeout again,
- * since the driver answers completions with requests. Gives up early when
- * the CPU is wanted: the scheduler asks for it, a signal is pending (the
- * owner is being killed), the worker has other work, or the device stops.
- * Caller holds the queue mutex.
+ * since the driver answers completions with requests. Polled bios are
+ * polled here, and while there are any the timeout does not end the wait.
+ * Gives up early when the CPU is wanted: the scheduler asks for it, a
+ * signal is pending (the owner is being killed), the worker has other
+ * work, or the device stops. Caller holds the queue mutex.
  *
- * Return: true when the avail ring has requests.
+ * Return: true when the avail ring has requests to take, or the last
+ * polled bio is reaped and requests wait for that; false otherwise.
  */
-static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
+static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq, bool can_take)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	u64 timeout = (u64)vq->busyloop_timeout * NSEC_PER_USEC;
 	u64 end = local_clock() + timeout;
+	bool waiting;
 
-	while (local_clock() < end) {
-		if (!vhost_vq_avail_empty(vq->dev, vq))
-			return true;
+	for (;;) {
+		if (bvq->npolled)
+			vhost_blk_poll_bios(bvq);
 		if (!llist_empty(&bvq->completed)) {
 			vhost_blk_report(bvq);
 			end = local_clock() + timeout;
-			continue;
 		}
+		waiting = bvq->held || bvq->nparked;
+		if (!bvq->npolled) {
+			if (waiting)
+				return true;
+			if (local_clock() >= end)
+				return false;
+		}
+		if (can_take && !waiting && !vhost_vq_avail_empty(vq->dev, vq))
+			return true;
 		if (need_resched() || signal_pending(current) ||
 		    !READ_ONCE(bvq->blk->running) || vhost_blk_vq_has_work(vq))
-			break;
+			return false;
 		cpu_relax();
 	}
-	return false;
 }
 
 /**
@@ -1052,49 +1214,59 @@ static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
  * Reports what completed, takes what the driver offers, and reports what
  * completed while the bios were submitted (a device that completes at
  * once then costs no second wake-up of the worker). With a busy-loop
- * timeout it then polls the ring and the completions, notifications still
- * off, before it gives the driver notifications back and looks at the
- * ring a last time. Completions that arrive while the worker is here are
- * left to it (@bvq->serving) rather than queued as work. Caller holds the
- * queue mutex.
+ * timeout, or polled bios in flight, it then polls the ring and the
+ * completions, notifications still off, before it gives the driver
+ * notifications back and looks at the ring a last time. Completions that
+ * arrive while the worker is here are left to it (@bvq->serving) rather
+ * than queued as work; polled bios still in flight when it leaves queue
+ * that work, for the worker to come back to them. Caller holds the queue
+ * mutex.
  */
 static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_blk_backend *be = vhost_vq_get_backend(vq);
-	bool take = kicked && be, notify_off = false;
+	bool can_take = be, take = kicked && be, notify_off = false;
 	size_t bytes = 0;
 	int count = 0;
 
 	WRITE_ONCE(bvq->serving, true);
 	for (;;) {
 		vhost_blk_report(bvq);
+		/* What waited for the polled bios, once they are reaped. */
+		if (!bvq->npolled) {
+			vhost_blk_submit_parked(bvq);
+			if (bvq->held) {
+				bvq->held = false;
+				take = can_take;
+			}
+		}
 		if (take) {
 			if (!notify_off) {
 				vhost_disable_notify(vq->dev, vq);
 				notify_off = true;
 			}
 			take = false;
-			if (!vhost_blk_take_requests(bvq, be, &count, &bytes)) {
-				vhost_blk_report(bvq);
-				break;
-			}
-			continue;
+			if (vhost_blk_take_requests(bvq, be, &count, &bytes) ||
+			    bvq->held)
+				continue;
+			vhost_blk_report(bvq);
+			break;
 		}
-		if (be && vq->busyloop_timeout) {
+		if (bvq->npolled || (be && vq->busyloop_timeout)) {
 			if (!notify_off) {
 				vhost_disable_notify(vq->dev, vq);
 				notify_off = true;
 			}
-			if (vhost_blk_busy_poll(bvq)) {
-				take = true;
+			if (vhost_blk_busy_poll(bvq, can_take)) {
+				take = can_take;
 				continue;
 			}
 		}
 		if (notify_off) {
 			notify_off = false;
 			if (unlikely(vhost_enable_notify(vq->dev, vq))) {
-				take = true;
+				take = can_take;
 				continue;
 			}
 		}
@@ -1110,6 +1282,9 @@ static void vhost_blk_serve(struct vhost_blk_vq *bvq, bool kicked)
 		WRITE_ONCE(bvq->serving, true);
 		vhost_blk_report(bvq);
 	}
+	/* Only polling completes polled bios: back after the other work. */
+	if (bvq->npolled || bvq->nparked)
+		vhost_blk_vq_work_queue(vq, &bvq->complete_work);
 }
 
 /**
@@ -1144,15 +1319,17 @@ void vhost_blk_handle_kick(struct vhost_work *work)
  * vhost_blk_complete_work() - report completed requests in the used ring
  * @work: the queue's completion work, run on the queue's worker
  *
- * Queued by a completion that found the worker elsewhere; with a busy-loop
- * timeout the worker goes on polling the queue from here.
+ * Queued by a completion that found the worker elsewhere, or by a pass
+ * that left polled bios in flight; with a busy-loop timeout the worker
+ * goes on polling the queue from here.
  */
 void vhost_blk_complete_work(struct vhost_work *work)
 {
 	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
 						complete_work);
 
-	if (llist_empty(&bvq->completed))
+	if (llist_empty(&bvq->completed) && !READ_ONCE(bvq->npolled) &&
+	    !READ_ONCE(bvq->nparked))
 		return;
 	mutex_lock(&bvq->vq.mutex);
 	vhost_blk_serve(bvq, false);
@@ -1177,22 +1354,23 @@ static void vhost_blk_orphans_work(struct work_struct *work)
 }
 
 /**
- * vhost_blk_finish_orphans() - report the completed requests no worker will
- * @bvq: the queue, being stopped, whose worker is gone (@bvq->orphaned)
+ * vhost_blk_finish_stopped() - serve a stopped queue on a kernel worker
+ * @bvq: the queue, being stopped, whose worker may be gone
  *
  * Since 6.10 the workers, threads of the owner, exit when it is killed; the
- * completions that could not be queued after that wait in @bvq->completed.
- * They are reported as the worker would have, in the used ring with their
- * status, data and dirty log, by a kernel worker thread that borrows the
- * owner's address space: the vhost core holds it until the device is
- * cleaned up, so it is still there. A front-end that reads the ring once
- * the owner is gone (a vhost-user front-end whose back-end was killed)
- * finds every request the device took in it, never a hole. Called by the
- * stopping task, which may have no address space of its own (the owner
- * exiting), with dev.mutex held; returns once the kworker has reported
- * the batch.
+ * completions that could not be queued after that wait in @bvq->completed
+ * (@bvq->orphaned), and polled bios wait for a poll that no worker makes.
+ * A kernel worker thread that borrows the owner's address space (the vhost
+ * core holds it until the device is cleaned up, so it is still there)
+ * makes one pass of the queue as its worker would: it polls, submits what
+ * is parked, and reports what completed in the used ring with its status,
+ * data and dirty log. A front-end that reads the ring once the owner is
+ * gone (a vhost-user front-end whose back-end was killed) finds every
+ * request the device took in it, never a hole. Called by the stopping
+ * task, which may have no address space of its own (the owner exiting),
+ * with dev.mutex held; returns once the pass is over.
  */
-void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
+void vhost_blk_finish_stopped(struct vhost_blk_vq *bvq)
 {
 	struct vhost_blk_orphans orphans = { .bvq = bvq };
 
@@ -1202,4 +1380,3 @@ void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq)
 	flush_work(&orphans.work);
 	destroy_work_on_stack(&orphans.work);
 }
-

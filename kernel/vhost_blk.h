@@ -74,8 +74,9 @@ enum vhost_blk_req_kind {
  * requests that succeeded; requests answered IOERR, UNSUPP; requests whose
  * data went through bounce pages, and those data bytes; passes of the kick
  * handler; signals of the call eventfd; updates of the used ring; chains
- * refused as malformed; then requests by time from the avail ring to the
- * used ring, log2 buckets of microseconds (VHOST_BLK_A_STAT_LATENCY_HIST).
+ * refused as malformed; reads and writes completed by polling; then
+ * requests by time from the avail ring to the used ring, log2 buckets of
+ * microseconds (VHOST_BLK_A_STAT_LATENCY_HIST).
  */
 enum vhost_blk_counter {
 	VHOST_BLK_C_REQ,
@@ -89,6 +90,7 @@ enum vhost_blk_counter {
 	VHOST_BLK_C_INTERRUPTS,
 	VHOST_BLK_C_USED_BATCHES,
 	VHOST_BLK_C_DRIVER_ERRORS,
+	VHOST_BLK_C_POLLED,
 	VHOST_BLK_C_LATENCY,
 	VHOST_BLK_NR_COUNTERS = VHOST_BLK_C_LATENCY + VHOST_BLK_LAT_BUCKETS
 };
@@ -172,6 +174,17 @@ static inline void vhost_blk_stats_inc(struct vhost_blk_stats *s,
  * @nvecs: entries in @bvecs
  * @bounce_iov: for a bounced read: the guest buffers to copy to; allocated
  * @bounce_nr: entries in @bounce_iov
+ * @polled: its read or write was submitted REQ_POLLED and is on
+ *          @bvq->polled until reported; completes only when polled
+ * @retry: the block layer refused a polled bio without blocking
+ *         (BLK_STS_AGAIN or BLK_STS_NOTSUPP): it goes on @bvq->parked and
+ *         is submitted again, without REQ_POLLED. Set by the bio
+ *         completion, read by the worker after the completed list
+ * @poll_node: link in @bvq->polled or @bvq->parked
+ * @opf: what its read or write is submitted as, but for REQ_POLLED and
+ *       REQ_NOWAIT: kept for a resubmission, since the bio's own fields
+ *       belong to the block layer until it ends
+ * @bdev: the block device it goes to, likewise
  * @bio: the request's data or flush bio, over @bvecs
  * @inline_vecs: vectors for requests of up to VHOST_BLK_INLINE_PAGES pages
  *
@@ -196,6 +209,11 @@ struct vhost_blk_req {
 	u64 sector;
 	u32 data_len;
 	u64 start_ns;
+	bool polled;
+	bool retry;
+	struct list_head poll_node;
+	blk_opf_t opf;
+	struct block_device *bdev;
 	struct vhost_log *log;
 	unsigned int log_num;
 	struct vhost_log status_log;
@@ -243,6 +261,17 @@ struct vhost_blk_req {
  * @errors_base: @stats' driver errors when the queue last started, under the
  *               queue mutex; more since then make the device's state
  *               QUEUE_ERROR
+ * @polled: requests whose bios went REQ_POLLED, oldest first, until they
+ *          are reported; nothing but bio_poll() completes them, so while
+ *          there are any the worker submits nothing that may sleep in the
+ *          block layer (request.c, "Polled I/O")
+ * @npolled: entries in @polled; read without lock by stop
+ * @parked: requests whose bios wait for @polled to empty: polled reads
+ *          and writes the block layer refused (@retry), and reads and
+ *          writes that cannot be polled
+ * @nparked: entries in @parked; read without lock by stop
+ * @held: the avail ring holds a request that waits for @polled to empty
+ *        before it is taken (one that would submit a bio that may sleep)
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -259,6 +288,11 @@ struct vhost_blk_vq {
 	struct vhost_blk_stats stats;
 	pid_t worker_tid;
 	u64 errors_base;
+	struct list_head polled;
+	unsigned int npolled;
+	struct list_head parked;
+	unsigned int nparked;
+	bool held;
 };
 
 /**
@@ -335,7 +369,7 @@ void vhost_blk_backend_config(const struct vhost_blk_backend *be,
 /* request.c */
 void vhost_blk_handle_kick(struct vhost_work *work);
 void vhost_blk_complete_work(struct vhost_work *work);
-void vhost_blk_finish_orphans(struct vhost_blk_vq *bvq);
+void vhost_blk_finish_stopped(struct vhost_blk_vq *bvq);
 
 /* netlink.c */
 int vhost_blk_nl_register(struct vhost_blk *blk);

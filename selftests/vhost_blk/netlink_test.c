@@ -648,6 +648,7 @@ static const struct {
 	{ VHOST_BLK_A_STAT_INTERRUPTS, "interrupts" },
 	{ VHOST_BLK_A_STAT_USED_BATCHES, "used_batches" },
 	{ VHOST_BLK_A_STAT_DRIVER_ERRORS, "driver_errors" },
+	{ VHOST_BLK_A_STAT_POLLED, "polled" },
 };
 
 /* Every counter and bucket of @s under @prefix in @f, exactly. */

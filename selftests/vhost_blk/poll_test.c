@@ -9,6 +9,13 @@
  * or closed, or its owner killed: each test below polls for far longer
  * than the harness lets a test run.
  *
+ * On a block device with poll queues (null_blk has one) a polling queue's
+ * reads and writes go REQ_POLLED and its worker reaps them: the POLLED
+ * counter of the netlink family says how many. Nothing else completes
+ * them, so the worker must never sleep in the block layer while they are
+ * in flight: more requests than the device has tags, and a discard behind
+ * polled writes on tags shared with the poll queue, all complete.
+ *
  * Needs root, the vhost_blk module loaded, null_blk and loop devices.
  */
 #include <errno.h>
@@ -24,6 +31,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "nlclient.h"
 #include "vblk.h"
 
 #define NQUEUES		2
@@ -413,6 +421,196 @@ TEST_F(polling, the_owner_can_be_killed_while_its_worker_polls)
 	ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, REQ_LEN, VBLK_PAGE_SIZE,
 				    &self->buf));
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->dev.queues[0], 0, &self->buf));
+}
+
+/*
+ * Polled bios on null_blk, whose one poll queue has TAGS tags: apart from
+ * the other hardware queue's, or shared with it.
+ */
+#define TAGS		2
+#define BURST		32	/* requests offered at once, far more than TAGS */
+/* Where request i of a burst goes: apart, so that no two merge into one. */
+#define BURST_SECTOR(i)	(16 * (uint64_t)(i))
+
+FIXTURE(polled_bios) {
+	struct vblk_backend be;
+	struct vblk_dev dev;
+	struct vblk_buf bufs[BURST];
+	struct nlc *nlc;
+};
+
+FIXTURE_VARIANT(polled_bios) {
+	bool shared_tags;
+};
+
+FIXTURE_VARIANT_ADD(polled_bios, private_tags) {
+	.shared_tags = false,
+};
+
+FIXTURE_VARIANT_ADD(polled_bios, shared_tags) {
+	.shared_tags = true,
+};
+
+FIXTURE_SETUP(polled_bios)
+{
+	struct vblk_backend_opts bo = {
+		.size = 16ULL << 20,
+		.discard = true,
+		.hw_queue_depth = TAGS,
+		.shared_tags = variant->shared_tags,
+	};
+	struct vblk_opts o = { .features = 1ULL << VIRTIO_RING_F_EVENT_IDX };
+	uint64_t io_poll = 0;
+	int i, ret;
+
+	ret = vblk_backend_create(&self->be, VBLK_BE_NULLB, &bo);
+	ASSERT_EQ(0, ret) TH_LOG("backend: %s", strerror(-ret));
+	/* The block layer polls the device (it has a poll queue). */
+	ASSERT_EQ(0, vblk_sysfs_u64(self->be.name, "queue/io_poll", &io_poll));
+	ASSERT_EQ(1, io_poll);
+	ret = vblk_dev_start(&self->dev, &o, self->be.path, O_RDWR);
+	ASSERT_EQ(0, ret) TH_LOG("device: %s", strerror(-ret));
+	for (i = 0; i < BURST; i++)
+		ASSERT_EQ(0, vblk_mem_alloc(&self->dev.mem, REQ_LEN, VBLK_PAGE_SIZE,
+					    &self->bufs[i]));
+	ret = nlc_open(&self->nlc);
+	ASSERT_EQ(0, ret) TH_LOG("netlink: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(polled_bios)
+{
+	if (self->nlc)
+		nlc_close(self->nlc);
+	vblk_dev_close(&self->dev);
+	vblk_backend_destroy(&self->be);
+}
+
+/* The device's POLLED counter, or -1 when it cannot be read. */
+static int64_t polled(struct nlc *nlc, int fd)
+{
+	static struct nlc_stats st;
+
+	if (nlc_stats_get(nlc, vblk_dev_id(fd), &st))
+		return -1;
+	return st.total.v[VHOST_BLK_A_STAT_POLLED];
+}
+
+/*
+ * Offers @n requests at once on queue 0, request i of type @types[i] (a
+ * read or write of bufs[i], or a discard of as many sectors, at
+ * BURST_SECTOR(i)), and waits for all of them: each
+ * must end OK. The queue, which must not poll yet (its worker would take
+ * the requests one by one as they come), polls from then on: the kick
+ * finds all of them in the ring, and the worker starts them together.
+ */
+static void burst(struct __test_metadata *_metadata, struct vblk_dev *dev,
+		  struct vblk_buf *bufs, const uint32_t *types, unsigned int n)
+{
+	struct vblk_queue *q = &dev->queues[0];
+	struct virtio_blk_discard_write_zeroes seg;
+	struct vblk_buf segbuf;
+	struct vblk_req reqs[BURST];
+	unsigned int i;
+
+	ASSERT_GE(BURST, n);
+	ASSERT_EQ(0, vblk_mem_alloc(&dev->mem, sizeof(seg), 8, &segbuf));
+	for (i = 0; i < n; i++) {
+		if (types[i] == VIRTIO_BLK_T_DISCARD) {
+			seg = (struct virtio_blk_discard_write_zeroes) {
+				.sector = BURST_SECTOR(i),
+				.num_sectors = REQ_LEN >> 9,
+			};
+			memcpy(segbuf.hva, &seg, sizeof(seg));
+			vblk_req_init(&reqs[i], types[i], 0, &segbuf, 1);
+		} else {
+			vblk_req_init(&reqs[i], types[i], BURST_SECTOR(i), &bufs[i], 1);
+		}
+		ASSERT_EQ(0, vblk_queue_add(q, &reqs[i])) TH_LOG("request %u", i);
+	}
+	ASSERT_EQ(0, set_poll(dev->fd, 0, LONG_POLL_US));
+	ASSERT_LE(0, vblk_queue_kick(q));
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, vblk_wait(q, &reqs[i], VBLK_TIMEOUT_MS))
+			TH_LOG("request %u never completed", i);
+		EXPECT_EQ(VIRTIO_BLK_S_OK, reqs[i].status) TH_LOG("request %u", i);
+	}
+}
+
+/*
+ * Reads BURST_SECTOR(i) back into bufs[i] for each of the first @n
+ * requests but request @skip, and checks it holds pattern 700 + i.
+ */
+static void check_burst(struct __test_metadata *_metadata, struct vblk_dev *dev,
+			struct vblk_buf *bufs, unsigned int n, unsigned int skip)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (i == skip)
+			continue;
+		memset(bufs[i].hva, 0, REQ_LEN);
+		ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&dev->queues[0], BURST_SECTOR(i),
+						     &bufs[i]));
+		EXPECT_EQ(-1, vblk_pattern_check(bufs[i].hva, REQ_LEN, 700 + i))
+			TH_LOG("request %u", i);
+	}
+}
+
+TEST_F(polled_bios, reads_and_writes_are_reaped_by_polling_and_return_the_data)
+{
+	ASSERT_EQ(0, polled(self->nlc, self->dev.fd));
+	polled_round_trip(_metadata, &self->dev, &self->bufs[0]);
+	/* Every one of the eight writes and eight reads. */
+	EXPECT_EQ(16, polled(self->nlc, self->dev.fd));
+}
+
+TEST_F(polled_bios, without_a_busy_loop_timeout_no_bio_is_polled)
+{
+	struct vblk_buf *buf = &self->bufs[0];
+
+	vblk_pattern_fill(buf->hva, REQ_LEN, 3);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(&self->dev.queues[0], 0, buf));
+	memset(buf->hva, 0, REQ_LEN);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->dev.queues[0], 0, buf));
+	EXPECT_EQ(-1, vblk_pattern_check(buf->hva, REQ_LEN, 3));
+	EXPECT_EQ(0, polled(self->nlc, self->dev.fd));
+}
+
+TEST_F(polled_bios, more_requests_than_tags_all_complete_with_their_data)
+{
+	uint32_t types[BURST];
+	unsigned int i;
+
+	for (i = 0; i < BURST; i++) {
+		types[i] = VIRTIO_BLK_T_OUT;
+		vblk_pattern_fill(self->bufs[i].hva, REQ_LEN, 700 + i);
+	}
+	burst(_metadata, &self->dev, self->bufs, types, BURST);
+	/* Those the block layer refused went again, unpolled. */
+	EXPECT_LT(0, polled(self->nlc, self->dev.fd));
+	EXPECT_GT(BURST, polled(self->nlc, self->dev.fd));
+	check_burst(_metadata, &self->dev, self->bufs, BURST, BURST);
+}
+
+TEST_F(polled_bios, a_discard_behind_polled_writes_completes)
+{
+	struct vblk_buf *buf = &self->bufs[BURST - 1];
+	uint32_t types[BURST];
+	unsigned int i, d = BURST / 2;
+
+	/* What the discard will take away. */
+	vblk_pattern_fill(buf->hva, REQ_LEN, 9);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_write(&self->dev.queues[0], BURST_SECTOR(d), buf));
+	for (i = 0; i < BURST - 1; i++) {
+		types[i] = i == d ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_OUT;
+		vblk_pattern_fill(self->bufs[i].hva, REQ_LEN, 700 + i);
+	}
+	burst(_metadata, &self->dev, self->bufs, types, BURST - 1);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vblk_read(&self->dev.queues[0], BURST_SECTOR(d), buf));
+	for (i = 0; i < REQ_LEN && !((uint8_t *)buf->hva)[i]; i++)
+		;
+	EXPECT_EQ(REQ_LEN, i) TH_LOG("the discarded sectors still hold data");
+	check_burst(_metadata, &self->dev, self->bufs, BURST - 1, d);
 }
 
 TEST_HARNESS_MAIN

@@ -375,6 +375,10 @@ struct vblk_backend_opts {
 	bool no_memory;		/* null_blk: not memory backed */
 	/* null_blk: complete every request after this many ns (timer). */
 	unsigned long completion_nsec;
+	/* null_blk: tags per hardware queue (0 = its default, 64)... */
+	unsigned int hw_queue_depth;
+	/* ...and one set of them for all its hardware queues. */
+	bool shared_tags;
 	/* dm-flakey: seconds up, then seconds failing every I/O. */
 	unsigned int flakey_up, flakey_down;
 };

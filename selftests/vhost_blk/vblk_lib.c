@@ -1525,6 +1525,10 @@ static int nullb_create(char *name, size_t namelen,
 		ret = write_attr(dir, "memory_backed", !o->no_memory);
 	if (!ret && o->discard)
 		ret = write_attr(dir, "discard", 1);
+	if (!ret && o->hw_queue_depth)
+		ret = write_attr(dir, "hw_queue_depth", o->hw_queue_depth);
+	if (!ret && o->shared_tags)
+		ret = write_attr(dir, "shared_tag_bitmap", 1);
 	if (!ret && o->completion_nsec) {
 		ret = write_attr(dir, "irqmode", 2);
 		if (!ret)

@@ -118,6 +118,9 @@ enum vhost_blk_attr {
  * DRIVER_ERRORS: chains refused as malformed (see Documentation/abi.rst),
  *	by the vhost core or by the device, and status bytes that could not be
  *	written (the driver took the memory away).
+ * POLLED: reads and writes whose bio went REQ_POLLED and was reaped by the
+ *	queue's worker polling the block device (a busy-polling queue on a
+ *	device with poll queues; Documentation/admin-guide.rst).
  * LATENCY_HIST (binary): VHOST_BLK_LAT_BUCKETS u64 in host byte order.
  *	Bucket i counts the requests whose time from the avail ring to the
  *	used ring was at least 2^i and below 2^(i+1) microseconds; bucket 0
@@ -147,6 +150,7 @@ enum vhost_blk_stat {
 	VHOST_BLK_A_STAT_DRIVER_ERRORS,
 	VHOST_BLK_A_STAT_LATENCY_HIST,
 	VHOST_BLK_A_STAT_PAD,
+	VHOST_BLK_A_STAT_POLLED,
 
 	__VHOST_BLK_A_STAT_MAX,
 	VHOST_BLK_A_STAT_MAX = __VHOST_BLK_A_STAT_MAX - 1
