@@ -37,8 +37,8 @@
  * open: a worker ends with its device.
  *
  * And what the kernel device counted during the run (the vhost_blk netlink
- * family, read as root): requests, used-ring updates, interrupts and kick
- * passes, "dev_*" keys; of this process's device with --device, of the
+ * family, read as root): requests, used-ring updates, interrupts, kick
+ * passes and reads and writes reaped by polling, "dev_*" keys; of this process's device with --device, of the
  * watched processes' devices with --vhost-user (a vhostblk-setup serve).
  * null where there is no such device (--bare) or the family cannot be read.
  */
@@ -683,7 +683,7 @@ static void bench_close(struct bench_dev *bd)
 /* What the kernel devices of the run counted so far. */
 struct dev_counts {
 	bool ok;
-	uint64_t reqs, batches, interrupts, kicks;
+	uint64_t reqs, batches, interrupts, kicks, polled;
 };
 
 static void add_counts(struct dev_counts *dc, const struct nlc_counters *c)
@@ -692,6 +692,7 @@ static void add_counts(struct dev_counts *dc, const struct nlc_counters *c)
 	dc->batches += c->v[VHOST_BLK_A_STAT_USED_BATCHES];
 	dc->interrupts += c->v[VHOST_BLK_A_STAT_INTERRUPTS];
 	dc->kicks += c->v[VHOST_BLK_A_STAT_KICKS];
+	dc->polled += c->v[VHOST_BLK_A_STAT_POLLED];
 }
 
 static bool watched(const struct bench_opts *o, uint32_t pid)
@@ -743,13 +744,15 @@ static void print_counts(const struct dev_counts *before,
 {
 	if (!before->ok || !after->ok) {
 		printf(", \"dev_requests\": null, \"dev_used_batches\": null, "
-		       "\"dev_interrupts\": null, \"dev_kicks\": null");
+		       "\"dev_interrupts\": null, \"dev_kicks\": null, \"dev_polled\": null");
 		return;
 	}
 	printf(", \"dev_requests\": %" PRIu64 ", \"dev_used_batches\": %" PRIu64
-	       ", \"dev_interrupts\": %" PRIu64 ", \"dev_kicks\": %" PRIu64,
+	       ", \"dev_interrupts\": %" PRIu64 ", \"dev_kicks\": %" PRIu64
+	       ", \"dev_polled\": %" PRIu64,
 	       after->reqs - before->reqs, after->batches - before->batches,
-	       after->interrupts - before->interrupts, after->kicks - before->kicks);
+	       after->interrupts - before->interrupts, after->kicks - before->kicks,
+	       after->polled - before->polled);
 }
 
 int main(int argc, char **argv)

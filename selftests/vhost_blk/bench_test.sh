@@ -71,7 +71,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-keys='["cpu_daemon_s","cpu_device_s","cpu_driver_s","dev_interrupts","dev_kicks","dev_requests","dev_used_batches","ios","iops","lat_mean_us","lat_p99_us","mib_s","seconds","workers"]'
+keys='["cpu_daemon_s","cpu_device_s","cpu_driver_s","dev_interrupts","dev_kicks","dev_polled","dev_requests","dev_used_batches","ios","iops","lat_mean_us","lat_p99_us","mib_s","seconds","workers"]'
 
 # run_bare DESC RW BS ARGS...: a one-second --bare run of BS-byte I/O on
 # the loop device: it
@@ -93,7 +93,8 @@ run_bare() {
 	ok $? "$desc: did I/O (ios > 0)" || show "$work/out"
 	jq -e '.cpu_device_s == 0 and .cpu_daemon_s == null and .workers == 0 and
 		.dev_requests == null and .dev_used_batches == null and
-		.dev_interrupts == null and .dev_kicks == null' "$work/out" > /dev/null
+		.dev_interrupts == null and .dev_kicks == null and .dev_polled == null' \
+		"$work/out" > /dev/null
 	ok $? "$desc: no device side (cpu_device_s 0, daemon and dev_* null)" ||
 		show "$work/out"
 	local ios
@@ -113,12 +114,13 @@ if [ -c /dev/vhost-blk ]; then
 		jq -e --argjson keys "$keys" 'keys == ($keys | sort) and .ios > 0' "$work/dev.out" > /dev/null
 	ok $? "--device prints the same keys as --bare" || show "$work/dev.out"
 	"$bench" --device "$loop" --poll-us 50 --rw randwrite --seconds 1 > "$work/poll.out" 2>&1 &&
-		jq -e '.ios > 0 and .dev_requests == .ios' "$work/poll.out" > /dev/null
-	ok $? "--device --poll-us 50: the polling device serves every request" ||
+		jq -e '.ios > 0 and .dev_requests == .ios and .dev_polled == 0' \
+			"$work/poll.out" > /dev/null
+	ok $? "--device --poll-us 50: the polling device serves every request, none polled on a loop device" ||
 		show "$work/poll.out"
 else
 	skip "--device prints the same keys as --bare" "no /dev/vhost-blk"
-	skip "--device --poll-us 50: the polling device serves every request" "no /dev/vhost-blk"
+	skip "--device --poll-us 50: the polling device serves every request, none polled on a loop device" "no /dev/vhost-blk"
 fi
 
 check_fail "--bare on a regular file: not a block device" 1 \
