@@ -122,6 +122,7 @@ static int vhost_blk_start_vq(struct vhost_blk_vq *bvq)
 	bvq->mem_budget = (size_t)READ_ONCE(vhost_blk_queue_mem_kb) * SZ_1K;
 	bvq->mem_used = 0;
 	bvq->mem_wanted = 0;
+	bvq->held = false;
 	bvq->orphaned = false;
 	WRITE_ONCE(bvq->errors_base,
 		   u64_stats_read(&bvq->stats.c[VHOST_BLK_C_DRIVER_ERRORS]));
@@ -156,12 +157,13 @@ out:
  * @timeout: the most to wait, in jiffies (MAX_SCHEDULE_TIMEOUT: no limit);
  *	what is left of it on return
  *
- * Also when the queue's worker died with its owner: vhost_blk_finish_
- * stopped() reports what it left. Bios submitted REQ_POLLED complete only
- * when polled, and a dead worker polls no more: while the queue has such
- * bios, or requests parked behind them, the wait looks again every jiffy
- * and has them served on a kworker. Caller holds dev.mutex, not the queue
- * mutex: the worker needs it to complete the requests in flight.
+ * Also when the queue's worker died with its owner:
+ * vhost_blk_finish_stopped() reports what it left. Bios submitted
+ * REQ_POLLED complete only when polled, and a dead worker polls no more:
+ * while the queue has such bios, or requests parked behind them, the wait
+ * looks again every jiffy and has them served on a kworker. Caller holds
+ * dev.mutex, not the queue mutex: the worker needs it to complete the
+ * requests in flight.
  *
  * Return: true once every request taken from the avail ring is in the used
  * ring, false when @timeout passed first.

@@ -49,8 +49,8 @@
  *   nothing more is taken while requests are parked;
  * - the worker keeps polling, whatever the timeout, until none is left;
  *   when it gives way it queues its completion work to come back, and a
- *   stop whose worker is gone polls on a kworker (vhost_blk_finish_-
- *   stopped()).
+ *   stop whose worker is gone polls on a kworker
+ *   (vhost_blk_finish_stopped()).
  */
 #include <linux/blkdev.h>
 #include <linux/highmem.h>
